@@ -1,0 +1,57 @@
+// libposhclient: the C++ client of poshd's gRPC API (posh.v1.Resolver) over its unix
+// socket. Thread-safe: one Client may be shared by many threads; calls are synchronous
+// and bounded by the client's timeout.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "posh/v1/resolver.pb.h"
+
+namespace posh::client {
+
+struct ClientOptions {
+  // Empty: $POSHD_SOCKET, else the daemon's default path (DefaultSocketPath()).
+  std::string socket_path;
+  std::chrono::milliseconds timeout{30000};
+};
+
+// The outcome of one call: ok, or a gRPC status code with the server's message.
+struct CallStatus {
+  int code = 0;          // grpc::StatusCode value; 0 = OK
+  std::string message;
+
+  bool ok() const { return code == 0; }
+  // The daemon cannot be reached (no socket, refused, shutting down, no answer in time).
+  bool unreachable() const;
+  // The request was rejected as invalid (bad domain, bad service, bad certificate chain).
+  bool invalid_argument() const;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const std::string& socket_path() const;
+
+  CallStatus Lookup(const posh::v1::LookupRequest& request, posh::v1::LookupResponse* response);
+  CallStatus Verify(const posh::v1::VerifyRequest& request, posh::v1::VerifyResponse* response);
+  CallStatus ListEntries(const posh::v1::ListEntriesRequest& request,
+                         posh::v1::ListEntriesResponse* response);
+  CallStatus Evict(const posh::v1::EvictRequest& request, posh::v1::EvictResponse* response);
+  CallStatus Flush(posh::v1::FlushResponse* response);
+  CallStatus GetStats(posh::v1::GetStatsResponse* response);
+
+  // The socket path the daemon uses by default for this user (see poshd --help).
+  static std::string DefaultSocketPath();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace posh::client

@@ -1,0 +1,89 @@
+#include "posh/client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "posh/v1/resolver.grpc.pb.h"
+
+namespace posh::client {
+
+bool CallStatus::unreachable() const {
+  return code == static_cast<int>(grpc::StatusCode::UNAVAILABLE) ||
+         code == static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+bool CallStatus::invalid_argument() const {
+  return code == static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+std::string Client::DefaultSocketPath() {
+  if (geteuid() == 0) return "/run/poshd/poshd.sock";
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) {
+    return std::string(xdg) + "/poshd/poshd.sock";
+  }
+  return "/tmp/poshd-" + std::to_string(geteuid()) + "/poshd.sock";
+}
+
+struct Client::Impl {
+  std::string socket_path;
+  std::chrono::milliseconds timeout;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<posh::v1::Resolver::Stub> stub;
+
+  template <class Call>
+  CallStatus Invoke(Call&& call) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    grpc::Status s = call(&ctx);
+    return CallStatus{static_cast<int>(s.error_code()), s.error_message()};
+  }
+};
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
+  std::string path = options.socket_path;
+  if (path.empty()) {
+    const char* env = std::getenv("POSHD_SOCKET");
+    path = env && *env ? env : DefaultSocketPath();
+  }
+  impl_->socket_path = path;
+  impl_->timeout = options.timeout;
+  grpc::ChannelArguments args;
+  // Reconnect quickly after a daemon restart.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  impl_->channel =
+      grpc::CreateCustomChannel("unix:" + path, grpc::InsecureChannelCredentials(), args);
+  impl_->stub = posh::v1::Resolver::NewStub(impl_->channel);
+}
+
+Client::~Client() = default;
+
+const std::string& Client::socket_path() const { return impl_->socket_path; }
+
+CallStatus Client::Lookup(const posh::v1::LookupRequest& req, posh::v1::LookupResponse* resp) {
+  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Lookup(c, req, resp); });
+}
+CallStatus Client::Verify(const posh::v1::VerifyRequest& req, posh::v1::VerifyResponse* resp) {
+  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Verify(c, req, resp); });
+}
+CallStatus Client::ListEntries(const posh::v1::ListEntriesRequest& req,
+                               posh::v1::ListEntriesResponse* resp) {
+  return impl_->Invoke(
+      [&](grpc::ClientContext* c) { return impl_->stub->ListEntries(c, req, resp); });
+}
+CallStatus Client::Evict(const posh::v1::EvictRequest& req, posh::v1::EvictResponse* resp) {
+  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Evict(c, req, resp); });
+}
+CallStatus Client::Flush(posh::v1::FlushResponse* resp) {
+  posh::v1::FlushRequest req;
+  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Flush(c, req, resp); });
+}
+CallStatus Client::GetStats(posh::v1::GetStatsResponse* resp) {
+  posh::v1::GetStatsRequest req;
+  return impl_->Invoke(
+      [&](grpc::ClientContext* c) { return impl_->stub->GetStats(c, req, resp); });
+}
+
+}  // namespace posh::client

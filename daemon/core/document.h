@@ -1,0 +1,73 @@
+// POSH documents (R9-R12): parsing JSON bodies with simdjson. Pure: the time is a
+// parameter, there is no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/certificate.h"
+#include "core/hash.h"
+#include "core/result.h"
+
+namespace posh::core {
+
+// Document-level error codes (Error::code).
+enum DocumentErrorCode : int {
+  kDocNotJson = 1,        // malformed JSON, invalid UTF-8, too deep, not an object
+  kDocBadKind = 2,        // none of fingerprints/url/keys, or both fingerprints and url (R9)
+  kDocBadExpires = 3,     // missing, negative, fractional, not a number (R10/R11)
+  kDocExpiresZero = 4,    // expires 0: material invalid (R10/R11)
+  kDocNoUsableKey = 5,    // no usable descriptor / key (R10/R12)
+  kDocBadUrl = 6,         // reference url not an absolute https URL (R11)
+  kDocBadStructure = 7,   // wrong member types (fingerprints not an array, ...)
+};
+
+struct Fingerprint {
+  HashAlg alg;
+  std::vector<uint8_t> value;  // decoded digest, length == HashAlgDigestSize(alg)
+};
+
+// One RFC 7711 descriptor object: the hashes it carries with a correct decoded length.
+// Entries with a wrong length or bad base64 are dropped (unusable); unknown names ignored.
+struct Descriptor {
+  std::vector<Fingerprint> fingerprints;
+};
+
+struct FingerprintsDocument {
+  std::vector<Descriptor> descriptors;  // only usable ones (>= 1 trusted fingerprint)
+  int64_t expires = 0;                  // seconds, > 0
+};
+
+struct ReferenceDocument {
+  std::string url;   // absolute https URL
+  std::string host;  // lower-cased host of url: the delegated domain
+  int64_t expires = 0;
+};
+
+struct JwkKey {
+  std::string kid;
+  std::string kty;
+  std::optional<PublicKey> params;      // from n/e or crv/x/y when present and decodable
+  std::optional<Certificate> cert;      // x5c[0] when present and parsable
+  bool usable = false;
+  std::string unusable_reason;          // set when !usable
+};
+
+struct JwkSet {
+  std::vector<JwkKey> keys;            // all keys, usable or not (for diagnostics)
+  std::optional<int64_t> expires;      // optional in the draft format; validated if present
+};
+
+using Document = std::variant<FingerprintsDocument, ReferenceDocument, JwkSet>;
+
+// Parses a body. `now` (unix seconds) decides JWK key usability: a key whose x5c[0]
+// certificate has expired (or is not yet valid) at `now` is unusable (R12/R14).
+// A JWK Set with no usable key, or a fingerprints document with no usable descriptor,
+// is an error (kDocNoUsableKey).
+Result<Document> ParseDocument(std::string_view body, int64_t now);
+
+}  // namespace posh::core

@@ -1,0 +1,255 @@
+#include "server/posh_service.h"
+
+#include "util/log.h"
+
+namespace posh::server {
+
+void LatencyHistogram::Record(double ms) {
+  size_t i = 0;
+  while (i + 1 < kUpperMs.size() && ms > kUpperMs[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::array<uint64_t, LatencyHistogram::kUpperMs.size()> LatencyHistogram::Counts() const {
+  std::array<uint64_t, kUpperMs.size()> out{};
+  for (size_t i = 0; i < out.size(); ++i) out[i] = counts_[i].load(std::memory_order_relaxed);
+  return out;
+}
+
+double LatencyHistogram::Percentile(double p) const {
+  auto counts = Counts();
+  uint64_t total = 0;
+  for (auto c : counts) total += c;
+  if (total == 0) return 0;
+  uint64_t rank = static_cast<uint64_t>(p * static_cast<double>(total) + 0.999999);
+  if (rank == 0) rank = 1;
+  uint64_t seen = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    seen += counts[i];
+    if (seen >= rank) return i + 1 < counts.size() ? kUpperMs[i] : kUpperMs[i - 1];
+  }
+  return kUpperMs[kUpperMs.size() - 2];
+}
+
+const char* VerdictName(core::Verdict verdict) {
+  switch (verdict) {
+    case core::Verdict::kVerified:
+      return "verified";
+    case core::Verdict::kNotVerified:
+      return "not_verified";
+    case core::Verdict::kNoPosh:
+      return "no_posh";
+    case core::Verdict::kError:
+      return "error";
+  }
+  return "error";
+}
+
+PoshService::PoshService(EventLoop& loop, cache::Store& store, const Clock& clock,
+                         ServiceOptions options, FetcherFactory fetcher_factory)
+    : loop_(loop),
+      store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      lifetimes_(options_.lifetimes),
+      fetcher_factory_(std::move(fetcher_factory)) {}
+
+PoshService::~PoshService() = default;
+
+void PoshService::StartOnLoop() {
+  fetcher_ = fetcher_factory_(loop_.uv());
+  resolver_ = std::make_unique<resolve::Resolver>(*fetcher_, clock_, options_.resolver);
+}
+
+std::shared_ptr<const cache::Entry> PoshService::ShuttingDownEntry() {
+  auto e = std::make_shared<cache::Entry>();
+  e->status = cache::EntryStatus::kError;
+  e->error = "poshd is shutting down";
+  e->error_kind = static_cast<uint8_t>(resolve::ErrorKind::kShuttingDown);
+  return e;
+}
+
+void PoshService::StopOnLoop() {
+  stopped_ = true;
+  auto pending = std::move(in_flight_);
+  in_flight_.clear();
+  for (auto& [k, flight] : pending) {
+    if (resolver_) resolver_->Cancel(flight.handle);
+    for (auto& w : flight.waiters) w(LookupAnswer{ShuttingDownEntry(), false, false});
+  }
+  stats_.in_flight.store(0, std::memory_order_relaxed);
+  resolver_.reset();
+  fetcher_.reset();
+}
+
+std::string PoshService::MapKey(const cache::Key& key) {
+  std::string k;
+  k.reserve(key.domain.size() + key.service.size() + 1);
+  k.append(key.domain).push_back('\0');
+  k.append(key.service);
+  return k;
+}
+
+void PoshService::Lookup(const cache::Key& key, bool refresh, LookupCallback cb) {
+  stats_.lookups.fetch_add(1, std::memory_order_relaxed);
+  if (!refresh) {
+    // Hot path: answered on the caller's thread, shared locks only.
+    if (auto hit = store_.Get(key, clock_.NowMs())) {
+      stats_.cache_hits.fetch_add(1, std::memory_order_relaxed);
+      if (hit->stale) stats_.stale_served.fetch_add(1, std::memory_order_relaxed);
+      if (hit->needs_refresh) MaybeStartBackgroundRefresh(key);
+      cb(LookupAnswer{std::move(hit->entry), true, hit->stale});
+      return;
+    }
+  }
+  stats_.cache_misses.fetch_add(1, std::memory_order_relaxed);
+  auto shared_cb = std::make_shared<LookupCallback>(std::move(cb));
+  bool posted = loop_.Post([this, key, refresh, shared_cb] {
+    OnMissOnLoop(key, refresh, std::move(*shared_cb));
+  });
+  if (!posted) (*shared_cb)(LookupAnswer{ShuttingDownEntry(), false, false});
+}
+
+void PoshService::MaybeStartBackgroundRefresh(const cache::Key& key) {
+  loop_.Post([this, key] {
+    if (stopped_ || in_flight_.count(MapKey(key))) return;
+    // Re-check on the loop: another refresh may have just replaced the entry.
+    auto hit = store_.Get(key, clock_.NowMs());
+    if (hit && !hit->needs_refresh) return;
+    stats_.refreshes.fetch_add(1, std::memory_order_relaxed);
+    StartResolutionOnLoop(key, {}, /*background=*/true);
+  });
+}
+
+void PoshService::OnMissOnLoop(cache::Key key, bool refresh, LookupCallback cb) {
+  if (stopped_) {
+    cb(LookupAnswer{ShuttingDownEntry(), false, false});
+    return;
+  }
+  auto it = in_flight_.find(MapKey(key));
+  if (it != in_flight_.end()) {
+    // R18: join the retrieval already running.
+    stats_.coalesced.fetch_add(1, std::memory_order_relaxed);
+    it->second.waiters.push_back(std::move(cb));
+    return;
+  }
+  if (!refresh) {
+    // A retrieval may have completed between the caller's miss and now.
+    if (auto hit = store_.Get(key, clock_.NowMs())) {
+      cb(LookupAnswer{std::move(hit->entry), true, hit->stale});
+      return;
+    }
+  }
+  std::vector<LookupCallback> waiters;
+  waiters.push_back(std::move(cb));
+  StartResolutionOnLoop(key, std::move(waiters), /*background=*/false);
+}
+
+void PoshService::StartResolutionOnLoop(const cache::Key& key, std::vector<LookupCallback> waiters,
+                                        bool background) {
+  std::string mk = MapKey(key);
+  Flight& flight = in_flight_[mk];
+  flight.waiters = std::move(waiters);
+  flight.started_ms = clock_.NowMs();
+  stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
+  POSH_LOG_DEBUG("retrieving POSH for %s (%s)%s", key.domain.c_str(), key.service.c_str(),
+                 background ? " [background refresh]" : "");
+  flight.handle = resolver_->Resolve(key.domain, key.service,
+                                     [this, key](resolve::Resolution r) {
+                                       OnResolvedOnLoop(key, std::move(r));
+                                     });
+}
+
+void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r) {
+  auto it = in_flight_.find(MapKey(key));
+  if (it == in_flight_.end()) return;
+  Flight flight = std::move(it->second);
+  in_flight_.erase(it);
+  stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
+
+  const int64_t now = clock_.NowMs();
+  stats_.fetches.fetch_add(r.requests, std::memory_order_relaxed);
+  stats_.retrieval_latency.Record(static_cast<double>(now - flight.started_ms));
+
+  std::shared_ptr<const cache::Entry> entry;
+  bool stale = false;
+  switch (r.status) {
+    case resolve::Resolution::Status::kFound: {
+      auto record = std::make_shared<const core::PoshRecord>(std::move(r.record));
+      entry = cache::MakePositiveEntry(record, now, lifetimes_);
+      if (!entry) {
+        auto e = std::make_shared<cache::Entry>();
+        e->status = cache::EntryStatus::kError;
+        e->error = "POSH record already expired when retrieved";
+        e->error_kind = static_cast<uint8_t>(resolve::ErrorKind::kDocument);
+        e->fetched_at_ms = now;
+        e->expires_at_ms = now + lifetimes_.error_ttl_ms;
+        entry = std::move(e);
+      }
+      POSH_LOG_INFO("POSH found for %s (%s)%s%s", key.domain.c_str(), key.service.c_str(),
+                    record->delegated_to.empty() ? "" : ", delegated to ",
+                    record->delegated_to.c_str());
+      break;
+    }
+    case resolve::Resolution::Status::kNotFound:
+      stats_.not_found.fetch_add(1, std::memory_order_relaxed);
+      entry = cache::MakeNotFoundEntry(now, lifetimes_);
+      POSH_LOG_INFO("no POSH published for %s (%s)", key.domain.c_str(), key.service.c_str());
+      break;
+    case resolve::Resolution::Status::kError: {
+      stats_.errors.fetch_add(1, std::memory_order_relaxed);
+      POSH_LOG_WARN("POSH retrieval for %s (%s) failed: %s", key.domain.c_str(),
+                    key.service.c_str(), r.error.c_str());
+      if (r.transient) {
+        // R19: a transient failure keeps serving the old positive entry for a bounded time.
+        auto old = store_.Peek(key);
+        if (old && old->status == cache::EntryStatus::kFound) {
+          entry = cache::MakeStaleEntry(*old, now, lifetimes_);
+          if (entry) stale = true;
+        }
+      }
+      if (!entry) {
+        entry = cache::MakeErrorEntry(r.error, static_cast<uint8_t>(r.error_kind), now, lifetimes_);
+      }
+      break;
+    }
+  }
+  store_.Put(key, entry);
+  for (auto& w : flight.waiters) w(LookupAnswer{entry, false, stale});
+}
+
+void PoshService::Verify(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
+                         VerifyCallback cb) {
+  stats_.verifies.fetch_add(1, std::memory_order_relaxed);
+  Lookup(key, false, [this, leaf = std::move(leaf), cb = std::move(cb)](LookupAnswer a) {
+    VerifyAnswer v;
+    const cache::Entry& e = *a.entry;
+    switch (e.status) {
+      case cache::EntryStatus::kFound:
+        v.match = core::Match(*e.record, *leaf, clock_.NowSeconds());
+        v.verdict = v.match.matched ? core::Verdict::kVerified : core::Verdict::kNotVerified;
+        v.reason = v.match.matched ? "" : v.match.reason;
+        break;
+      case cache::EntryStatus::kNotFound:
+        v.verdict = core::Verdict::kNoPosh;
+        v.reason = "no POSH document published";
+        break;
+      case cache::EntryStatus::kError:
+        v.verdict = core::Verdict::kError;
+        v.reason = e.error;
+        break;
+    }
+    v.lookup = std::move(a);
+    cb(std::move(v));
+  });
+}
+
+void PoshService::UpdateOptions(ServiceOptions options) {
+  loop_.Post([this, options = std::move(options)] {
+    options_ = options;
+    lifetimes_ = options.lifetimes;
+    if (resolver_) resolver_->SetOptions(options.resolver);
+  });
+}
+
+}  // namespace posh::server

@@ -1,0 +1,127 @@
+// The resolver service: answers lookups from the shared store on the caller's thread
+// (hot path) and sends misses to the loop, where one retrieval per (domain, service)
+// runs at a time (R18) and every waiter gets its result. Also runs background refreshes
+// and keeps stale entries on transient failures (R19). Knows nothing of gRPC.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/store.h"
+#include "core/certificate.h"
+#include "core/matcher.h"
+#include "fetch/fetcher.h"
+#include "resolve/resolver.h"
+#include "server/event_loop.h"
+#include "util/clock.h"
+
+namespace posh::server {
+
+struct ServiceOptions {
+  cache::Lifetimes lifetimes;
+  resolve::ResolverOptions resolver;
+};
+
+struct LookupAnswer {
+  std::shared_ptr<const cache::Entry> entry;  // never null
+  bool from_cache = false;
+  bool stale = false;
+};
+using LookupCallback = std::function<void(LookupAnswer)>;
+
+struct VerifyAnswer {
+  LookupAnswer lookup;
+  core::Verdict verdict = core::Verdict::kError;
+  core::MatchOutcome match;
+  std::string reason;
+};
+using VerifyCallback = std::function<void(VerifyAnswer)>;
+
+// Retrieval latency histogram: fixed buckets, lock-free.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 14> kUpperMs = {1,   2,    5,    10,   20,    50,   100,
+                                                      200, 500,  1000, 2000, 5000, 10000, 1e300};
+  void Record(double ms);
+  std::array<uint64_t, kUpperMs.size()> Counts() const;
+  double Percentile(double p) const;  // upper bound of the bucket holding the p-quantile
+
+ private:
+  std::array<std::atomic<uint64_t>, kUpperMs.size()> counts_{};
+};
+
+struct ServiceStats {
+  std::atomic<uint64_t> lookups{0}, verifies{0}, cache_hits{0}, cache_misses{0}, fetches{0},
+      coalesced{0}, in_flight{0}, errors{0}, refreshes{0}, stale_served{0}, not_found{0},
+      invalid_requests{0};
+  LatencyHistogram retrieval_latency;
+};
+
+class PoshService {
+ public:
+  // Creates the fetcher on the loop thread (tests inject fakes).
+  using FetcherFactory = std::function<std::unique_ptr<fetch::Fetcher>(uv_loop_t*)>;
+
+  PoshService(EventLoop& loop, cache::Store& store, const Clock& clock, ServiceOptions options,
+              FetcherFactory fetcher_factory);
+  ~PoshService();
+
+  // Loop thread: create / destroy the fetcher and resolver. StopOnLoop answers every
+  // waiter with a "shutting down" error.
+  void StartOnLoop();
+  void StopOnLoop();
+
+  // Any thread. `cb` runs synchronously on a cache hit, else later on the loop thread.
+  // `key` must be normalised.
+  void Lookup(const cache::Key& key, bool refresh, LookupCallback cb);
+  // Verify `leaf` (already parsed) for key (R13-R15).
+  void Verify(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
+              VerifyCallback cb);
+
+  // Reloadable settings (SIGHUP): applied on the loop thread.
+  void UpdateOptions(ServiceOptions options);
+
+  ServiceStats& stats() { return stats_; }
+  cache::Store& store() { return store_; }
+  const Clock& clock() const { return clock_; }
+  uint64_t InFlight() const { return stats_.in_flight.load(std::memory_order_relaxed); }
+
+ private:
+  struct Flight {
+    std::vector<LookupCallback> waiters;
+    resolve::Resolver::Handle handle = 0;
+    int64_t started_ms = 0;
+  };
+
+  void OnMissOnLoop(cache::Key key, bool refresh, LookupCallback cb);
+  void StartResolutionOnLoop(const cache::Key& key, std::vector<LookupCallback> waiters,
+                             bool background);
+  void OnResolvedOnLoop(const cache::Key& key, resolve::Resolution resolution);
+  void MaybeStartBackgroundRefresh(const cache::Key& key);
+  static std::string MapKey(const cache::Key& key);
+  static std::shared_ptr<const cache::Entry> ShuttingDownEntry();
+
+  EventLoop& loop_;
+  cache::Store& store_;
+  const Clock& clock_;
+  ServiceOptions options_;  // loop thread after start
+  cache::Lifetimes lifetimes_;  // loop thread
+  FetcherFactory fetcher_factory_;
+  ServiceStats stats_;
+
+  // Loop thread only.
+  std::unique_ptr<fetch::Fetcher> fetcher_;
+  std::unique_ptr<resolve::Resolver> resolver_;
+  std::unordered_map<std::string, Flight> in_flight_;
+  bool stopped_ = false;
+};
+
+const char* VerdictName(core::Verdict verdict);
+
+}  // namespace posh::server

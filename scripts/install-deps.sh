@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package poshd needs to build, test, fuzz and run.
+# Skips what is already installed; safe to run again.
+set -euo pipefail
+PKGS=(
+  build-essential cmake pkg-config git ca-certificates
+  libuv1-dev libcurl4-openssl-dev libssl-dev openssl libsimdjson-dev
+  libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  libgtest-dev libgmock-dev libbenchmark-dev libidn2-dev libsystemd-dev
+  clang libclang-rt-14-dev clang-format
+  python3 python3-cryptography python3-grpcio python3-grpc-tools
+  nginx-light systemd
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
