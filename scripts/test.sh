@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds everything, and runs the whole test suite with CTest.
+#   scripts/test.sh                 # normal build in build-test/
+#   SANITIZE=asan scripts/test.sh   # AddressSanitizer + UBSan build in build-asan/
+#   SANITIZE=tsan scripts/test.sh   # ThreadSanitizer build in build-tsan/ (concurrency tests)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bash "$root/scripts/install-deps.sh"
+mode=${SANITIZE:-none}
+case "$mode" in
+  none) build=${BUILD_DIR:-$root/build-test}; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  asan) build=${BUILD_DIR:-$root/build-asan}; flags=(-DCMAKE_BUILD_TYPE=Debug -DPOSH_SANITIZE=ON) ;;
+  tsan) build=${BUILD_DIR:-$root/build-tsan}; flags=(-DCMAKE_BUILD_TYPE=Debug -DPOSH_TSAN=ON) ;;
+  *) echo "SANITIZE must be asan or tsan" >&2; exit 64 ;;
+esac
+cmake -S "$root" -B "$build" "${flags[@]}" >/dev/null
+cmake --build "$build" -j"${JOBS:-2}"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+label=()
+[ "$mode" = tsan ] && label=(-L concurrency)
+cd "$build"
+ctest --output-on-failure -j"${CTEST_JOBS:-2}" "${label[@]}" ${CTEST_ARGS:-}
