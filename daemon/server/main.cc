@@ -17,8 +17,10 @@
 #include <thread>
 
 #include "cache/store.h"
+#include "server/config_file.h"
 #include "server/event_loop.h"
 #include "server/grpc_service.h"
+#include "server/notify.h"
 #include "server/options.h"
 #include "server/posh_service.h"
 #include "util/log.h"
@@ -54,7 +56,77 @@ void SaveSnapshot(const DaemonOptions& o, posh::cache::Store& store, const posh:
   }
 }
 
-int Run(DaemonOptions opts) {
+// Defaults, then the config file, then the flags (flags win). Exit code in Error::code.
+posh::Result<DaemonOptions> BuildOptions(int argc, char** argv) {
+  DaemonOptions probe;
+  auto parsed = posh::server::ParseFlags(argc, argv, &probe);
+  if (!parsed) return posh::Fail(parsed.error());
+  DaemonOptions opts;
+  opts.socket_path = posh::server::DefaultSocketPath();
+  if (!probe.config_file.empty()) {
+    auto loaded = posh::server::LoadConfigFile(probe.config_file, &opts);
+    if (!loaded) return posh::Fail(loaded.error());
+  }
+  auto again = posh::server::ParseFlags(argc, argv, &opts);
+  if (!again) return posh::Fail(again.error());
+  return opts;
+}
+
+std::string StatusLine(const posh::server::PoshService& service) {
+  auto& s = const_cast<posh::server::PoshService&>(service).stats();
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%llu entries, %llu lookups, %llu hits, %llu fetches",
+                static_cast<unsigned long long>(
+                    const_cast<posh::server::PoshService&>(service).store().Size()),
+                static_cast<unsigned long long>(s.lookups.load()),
+                static_cast<unsigned long long>(s.cache_hits.load()),
+                static_cast<unsigned long long>(s.fetches.load()));
+  return buf;
+}
+
+// SIGHUP: re-read the file and apply what can change at run time.
+void Reload(int argc, char** argv, DaemonOptions& current, posh::server::PoshService& service,
+            posh::cache::Store& store) {
+  posh::server::NotifyReloading();
+  auto next = BuildOptions(argc, argv);
+  if (!next) {
+    POSH_LOG_ERROR("reload failed, keeping the running configuration: %s",
+                   next.error().message.c_str());
+    posh::server::NotifyReady("reload failed: " + next.error().message);
+    return;
+  }
+  DaemonOptions& n = *next;
+  auto restart_needed = [&](const char* what, bool changed) {
+    if (changed) POSH_LOG_WARN("reload: %s changed; it takes effect after a restart", what);
+  };
+  restart_needed("socket", n.socket_path != current.socket_path);
+  restart_needed("socket-mode", n.socket_mode != current.socket_mode);
+  restart_needed("state-dir", n.state_dir != current.state_dir);
+  restart_needed("connect-to", n.fetcher.connect_to != current.fetcher.connect_to);
+  restart_needed("allow-private-addresses",
+                 n.fetcher.allow_private_addresses != current.fetcher.allow_private_addresses);
+  posh::log::SetLevel(n.log_level);
+  service.UpdateOptions(n.service);
+  store.SetMaxEntries(n.max_entries);
+  if (n.fetcher.ca_file != current.fetcher.ca_file ||
+      n.fetcher.connect_timeout != current.fetcher.connect_timeout) {
+    auto fo = current.fetcher;
+    fo.ca_file = n.fetcher.ca_file;
+    fo.connect_timeout = n.fetcher.connect_timeout;
+    service.ReplaceFetcher(
+        [fo](uv_loop_t* uv) { return posh::fetch::MakeCurlFetcher(uv, fo); });
+    current.fetcher.ca_file = fo.ca_file;
+    current.fetcher.connect_timeout = fo.connect_timeout;
+  }
+  current.service = n.service;
+  current.max_entries = n.max_entries;
+  current.log_level = n.log_level;
+  current.snapshot_interval_s = n.snapshot_interval_s;
+  POSH_LOG_INFO("configuration reloaded");
+  posh::server::NotifyReady(StatusLine(service));
+}
+
+int Run(int argc, char** argv, DaemonOptions opts) {
   posh::log::SetLevel(opts.log_level);
   const size_t sun_max = sizeof(sockaddr_un{}.sun_path) - 1;
   if (opts.socket_path.size() > sun_max) {
@@ -92,7 +164,13 @@ int Run(DaemonOptions opts) {
       loop, store, clock, opts.service, [fetcher_options](uv_loop_t* uv) {
         return posh::fetch::MakeCurlFetcher(uv, fetcher_options);
       });
-  loop.Start([&] { service.StartOnLoop(); }, [&] { service.StopOnLoop(); });
+  uv_timer_t watchdog{};
+  loop.Start(
+      [&] {
+        service.StartOnLoop();
+        posh::server::StartWatchdog(loop.uv(), &watchdog);
+      },
+      [&] { service.StopOnLoop(); });
 
   // The socket: refuse to steal a live one, replace a stale one.
   std::filesystem::path sock(opts.socket_path);
@@ -128,6 +206,7 @@ int Run(DaemonOptions opts) {
   std::printf("poshd: listening on %s\n", opts.socket_path.c_str());
   std::fflush(stdout);
   POSH_LOG_INFO("listening on unix:%s (mode %04o)", opts.socket_path.c_str(), opts.socket_mode);
+  posh::server::NotifyReady("listening on " + opts.socket_path);
 
   // Main thread: signals and periodic snapshots.
   auto next_snapshot = std::chrono::steady_clock::now() + std::chrono::seconds(opts.snapshot_interval_s);
@@ -139,17 +218,19 @@ int Run(DaemonOptions opts) {
       break;
     }
     if (sig == SIGHUP) {
-      POSH_LOG_INFO("SIGHUP: nothing to reload (no --config)");
+      Reload(argc, argv, opts, service, store);
       continue;
     }
     if (opts.snapshot_interval_s > 0 && std::chrono::steady_clock::now() >= next_snapshot) {
       SaveSnapshot(opts, store, clock);
+      posh::server::NotifyStatus(StatusLine(service));
       next_snapshot = std::chrono::steady_clock::now() + std::chrono::seconds(opts.snapshot_interval_s);
     }
   }
 
   // Stop accepting, let in-flight RPCs finish within the grace period, then cancel what
   // is left (the loop answers every waiter) and write the snapshot.
+  posh::server::NotifyStopping();
   grpc_service.StopAccepting();
   if (auto* health = server->GetHealthCheckService()) health->Shutdown();
   std::thread shutdown_thread([&] {
@@ -172,14 +253,13 @@ int Run(DaemonOptions opts) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  DaemonOptions opts;
-  opts.socket_path = posh::server::DefaultSocketPath();
-  auto parsed = posh::server::ParseFlags(argc, argv, &opts);
-  if (!parsed) {
-    std::fprintf(stderr, "poshd: %s\n%s", parsed.error().message.c_str(),
-                 posh::server::UsageText());
-    return 64;
+  auto built = BuildOptions(argc, argv);
+  if (!built) {
+    std::fprintf(stderr, "poshd: %s\n", built.error().message.c_str());
+    if (built.error().code == 64) std::fputs(posh::server::UsageText(), stderr);
+    return built.error().code;
   }
+  DaemonOptions opts = std::move(built).value();
   if (opts.show_help) {
     std::fputs(posh::server::UsageText(), stdout);
     return 0;
@@ -188,5 +268,5 @@ int main(int argc, char** argv) {
     std::puts("poshd " POSHD_VERSION);
     return 0;
   }
-  return Run(std::move(opts));
+  return Run(argc, argv, std::move(opts));
 }

@@ -146,6 +146,7 @@ Result<bool> ApplySetting(const std::string& key, const std::string& value, Daem
 }
 
 Result<bool> ParseFlags(int argc, char** argv, DaemonOptions* o) {
+  bool connect_to_seen = false;  // flags replace the config file's connect-to list
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -167,6 +168,10 @@ Result<bool> ParseFlags(int argc, char** argv, DaemonOptions* o) {
     if (!has_value && !IsBooleanFlag(key)) {
       if (i + 1 >= argc) return Fail(Error{64, "--" + key + " needs a value"});
       value = argv[++i];
+    }
+    if (key == "connect-to" && !connect_to_seen) {
+      connect_to_seen = true;
+      o->fetcher.connect_to.clear();
     }
     auto r = ApplySetting(key, value, o);
     if (!r) {

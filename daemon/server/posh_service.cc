@@ -74,12 +74,35 @@ void PoshService::StopOnLoop() {
   auto pending = std::move(in_flight_);
   in_flight_.clear();
   for (auto& [k, flight] : pending) {
-    if (resolver_) resolver_->Cancel(flight.handle);
+    if (flight.resolver) flight.resolver->Cancel(flight.handle);
     for (auto& w : flight.waiters) w(LookupAnswer{ShuttingDownEntry(), false, false});
   }
   stats_.in_flight.store(0, std::memory_order_relaxed);
+  retired_.clear();
   resolver_.reset();
   fetcher_.reset();
+}
+
+void PoshService::ReplaceFetcher(FetcherFactory factory) {
+  loop_.Post([this, factory = std::move(factory)] {
+    if (stopped_) return;
+    fetcher_factory_ = factory;
+    retired_.push_back(Retired{std::move(fetcher_), std::move(resolver_)});
+    fetcher_ = fetcher_factory_(loop_.uv());
+    resolver_ = std::make_unique<resolve::Resolver>(*fetcher_, clock_, options_.resolver);
+    CollectRetiredOnLoop();
+  });
+}
+
+void PoshService::CollectRetiredOnLoop() {
+  // Destroy retired resolvers once idle; never from inside their own callbacks (posted).
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    if (it->resolver->InFlight() == 0) {
+      it = retired_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 std::string PoshService::MapKey(const cache::Key& key) {
@@ -154,6 +177,7 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, std::vector<Looku
   stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
   POSH_LOG_DEBUG("retrieving POSH for %s (%s)%s", key.domain.c_str(), key.service.c_str(),
                  background ? " [background refresh]" : "");
+  flight.resolver = resolver_.get();
   flight.handle = resolver_->Resolve(key.domain, key.service,
                                      [this, key](resolve::Resolution r) {
                                        OnResolvedOnLoop(key, std::move(r));
@@ -216,6 +240,7 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
   }
   store_.Put(key, entry);
   for (auto& w : flight.waiters) w(LookupAnswer{entry, false, stale});
+  if (!retired_.empty()) loop_.Post([this] { CollectRetiredOnLoop(); });
 }
 
 void PoshService::Verify(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,

@@ -86,6 +86,9 @@ class PoshService {
 
   // Reloadable settings (SIGHUP): applied on the loop thread.
   void UpdateOptions(ServiceOptions options);
+  // New fetcher settings (trust anchors): retrievals started afterwards use a new fetcher;
+  // the old one finishes what it has in flight, then is destroyed.
+  void ReplaceFetcher(FetcherFactory factory);
 
   ServiceStats& stats() { return stats_; }
   cache::Store& store() { return store_; }
@@ -96,6 +99,7 @@ class PoshService {
   struct Flight {
     std::vector<LookupCallback> waiters;
     resolve::Resolver::Handle handle = 0;
+    resolve::Resolver* resolver = nullptr;
     int64_t started_ms = 0;
   };
 
@@ -118,6 +122,12 @@ class PoshService {
   // Loop thread only.
   std::unique_ptr<fetch::Fetcher> fetcher_;
   std::unique_ptr<resolve::Resolver> resolver_;
+  struct Retired {
+    std::unique_ptr<fetch::Fetcher> fetcher;
+    std::unique_ptr<resolve::Resolver> resolver;
+  };
+  std::vector<Retired> retired_;
+  void CollectRetiredOnLoop();
   std::unordered_map<std::string, Flight> in_flight_;
   bool stopped_ = false;
 };
