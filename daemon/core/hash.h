@@ -10,7 +10,14 @@
 namespace posh::core {
 
 // Values are persisted in snapshots: never renumber.
-enum class HashAlg : uint8_t { kMd5 = 1, kSha1 = 2, kSha224 = 3, kSha256 = 4, kSha384 = 5, kSha512 = 6 };
+enum class HashAlg : uint8_t {
+  kMd5 = 1,
+  kSha1 = 2,
+  kSha224 = 3,
+  kSha256 = 4,
+  kSha384 = 5,
+  kSha512 = 6
+};
 
 // "sha-256" -> kSha256 etc. (exact, lower case as RFC 7711 / IANA "Hash Function
 // Textual Names" write them). nullopt for unknown names (R10: ignored).

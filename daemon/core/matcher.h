@@ -15,9 +15,9 @@ enum class Verdict : uint8_t { kVerified = 1, kNotVerified = 2, kNoPosh = 3, kEr
 
 struct MatchOutcome {
   bool matched = false;
-  int key_index = -1;     // index into record.keys
-  std::string kid;        // matched key id (JWK)
-  std::string reason;     // why not matched (when !matched)
+  int key_index = -1;  // index into record.keys
+  std::string kid;     // matched key id (JWK)
+  std::string reason;  // why not matched (when !matched)
 };
 
 // `leaf` is the presented leaf, already parsed. R14: the leaf must be within its validity

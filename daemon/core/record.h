@@ -31,10 +31,11 @@ struct KeyMaterial {
 struct PoshRecord {
   Format format = Format::kUnknown;
   std::vector<KeyMaterial> keys;
-  std::string delegated_to;        // empty when not delegated
-  std::string source_url;          // final URL of the document
-  int64_t expires_seconds = 0;     // document expires (lower of reference and target), 0 = none (JWK without expires)
-  int64_t latest_not_after = 0;    // latest notAfter among usable JWK certs, 0 = none
+  std::string delegated_to;  // empty when not delegated
+  std::string source_url;    // final URL of the document
+  int64_t expires_seconds =
+      0;  // document expires (lower of reference and target), 0 = none (JWK without expires)
+  int64_t latest_not_after = 0;  // latest notAfter among usable JWK certs, 0 = none
 };
 
 // Builds the record from a terminal document (fingerprints or JWK Set). A

@@ -1,0 +1,232 @@
+// PoshService with the real Resolver, Store and EventLoop over a FakeFetcher and a
+// FakeClock: R16-R19 behaviour through the service, without network or sleeping.
+#include "server/posh_service.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "fake_fetcher.h"
+
+namespace posh::server {
+namespace {
+
+using posh::testing::FakeFetcher;
+
+constexpr int64_t kT0 = 1'800'000'000'000;  // 2027-01-15, unix ms
+
+std::string FingerprintsDoc(int64_t expires) {
+  // 32 zero bytes, standard base64.
+  return R"({"fingerprints":[{"sha-256":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}],"expires":)" +
+         std::to_string(expires) + "}";
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    clock_.Set(kT0);
+    options_.lifetimes.max_ttl_ms = 86400 * 1000LL;
+    options_.lifetimes.negative_ttl_ms = 300 * 1000LL;
+    options_.lifetimes.error_ttl_ms = 30 * 1000LL;
+    options_.lifetimes.stale_ttl_ms = 3600 * 1000LL;
+    service_ = std::make_unique<PoshService>(loop_, store_, clock_, options_, [this](uv_loop_t*) {
+      auto f = std::make_unique<FakeFetcher>(loop_);
+      fetcher_ = f.get();
+      return f;
+    });
+    loop_.Start([this] { service_->StartOnLoop(); }, [this] { service_->StopOnLoop(); });
+    // Wait until the loop created the fetcher.
+    std::promise<void> ready;
+    loop_.Post([&] { ready.set_value(); });
+    ready.get_future().wait();
+  }
+  void TearDown() override { loop_.Stop(); }
+
+  LookupAnswer LookupSync(const std::string& domain, bool refresh = false) {
+    std::promise<LookupAnswer> p;
+    service_->Lookup(cache::Key{domain, "xmpp-server"}, refresh,
+                     [&](LookupAnswer a) { p.set_value(std::move(a)); });
+    return p.get_future().get();
+  }
+  // Starts a lookup whose answer arrives later.
+  std::future<LookupAnswer> LookupAsync(const std::string& domain) {
+    auto p = std::make_shared<std::promise<LookupAnswer>>();
+    auto f = p->get_future();
+    service_->Lookup(cache::Key{domain, "xmpp-server"}, false,
+                     [p](LookupAnswer a) { p->set_value(std::move(a)); });
+    return f;
+  }
+  // Runs everything queued on the loop so far.
+  void Sync() {
+    std::promise<void> p;
+    loop_.Post([&] { p.set_value(); });
+    p.get_future().wait();
+  }
+
+  FakeClock clock_;
+  ServiceOptions options_;
+  EventLoop loop_;
+  cache::Store store_{1000};
+  std::unique_ptr<PoshService> service_;
+  FakeFetcher* fetcher_ = nullptr;
+};
+
+TEST_F(ServiceTest, R16_FoundIsCachedSecondLookupNeedsNoFetch) {
+  auto f = LookupAsync("a.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  EXPECT_EQ(fetcher_->AnswerStatus(200, FingerprintsDoc(3600)),
+            "https://a.example/.well-known/posh/xmpp-server.json");
+  auto a = f.get();
+  EXPECT_EQ(a.entry->status, cache::EntryStatus::kFound);
+  EXPECT_FALSE(a.from_cache);
+  EXPECT_EQ(a.entry->expires_at_ms, kT0 + 3600 * 1000);
+  auto b = LookupSync("a.example");
+  EXPECT_TRUE(b.from_cache);
+  EXPECT_EQ(fetcher_->RequestsStarted(), 1u);
+  EXPECT_EQ(service_->stats().cache_hits.load(), 1u);
+  EXPECT_EQ(service_->stats().fetches.load(), 1u);
+}
+
+TEST_F(ServiceTest, R18_ConcurrentMissesShareOneRetrieval) {
+  constexpr int kCallers = 200;
+  std::vector<std::future<LookupAnswer>> futures(kCallers);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < kCallers; i += 4) futures[i] = LookupAsync("slow.example");
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  Sync();  // every miss has reached the loop
+  EXPECT_EQ(service_->stats().coalesced.load(), static_cast<uint64_t>(kCallers - 1));
+  EXPECT_EQ(service_->InFlight(), 1u);
+  fetcher_->AnswerStatus(200, FingerprintsDoc(600));
+  for (auto& f : futures) {
+    auto a = f.get();
+    EXPECT_EQ(a.entry->status, cache::EntryStatus::kFound);
+  }
+  EXPECT_EQ(fetcher_->RequestsStarted(), 1u);
+  EXPECT_EQ(service_->InFlight(), 0u);
+}
+
+TEST_F(ServiceTest, R17_NotFoundAndErrorLifetimes) {
+  auto f = LookupAsync("none.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(404);
+  ASSERT_TRUE(fetcher_->WaitStarted(2));  // R3: the draft URL next
+  fetcher_->AnswerStatus(410);
+  auto a = f.get();
+  EXPECT_EQ(a.entry->status, cache::EntryStatus::kNotFound);
+  EXPECT_EQ(a.entry->expires_at_ms, kT0 + 300 * 1000);
+  EXPECT_TRUE(LookupSync("none.example").from_cache);
+  clock_.Advance(300 * 1000);
+  auto g = LookupAsync("none.example");  // expired: fetched again
+  ASSERT_TRUE(fetcher_->WaitStarted(3));
+  fetcher_->AnswerStatus(500);
+  auto b = g.get();
+  EXPECT_EQ(b.entry->status, cache::EntryStatus::kError);
+  EXPECT_EQ(b.entry->expires_at_ms, clock_.NowMs() + 30 * 1000);
+  EXPECT_FALSE(b.entry->error.empty());
+}
+
+TEST_F(ServiceTest, R19_RefreshInLastTenPercentAnswersFromCache) {
+  auto f = LookupAsync("r.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(1000));
+  f.get();
+  clock_.Advance(850 * 1000);  // before the last 10 %: no refresh
+  EXPECT_TRUE(LookupSync("r.example").from_cache);
+  Sync();
+  EXPECT_EQ(fetcher_->RequestsStarted(), 1u);
+  clock_.Advance(100 * 1000);  // 950 s of 1000: refresh window
+  auto hit = LookupSync("r.example");
+  EXPECT_TRUE(hit.from_cache);
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  // More hits while the refresh runs start no second refresh.
+  EXPECT_TRUE(LookupSync("r.example").from_cache);
+  Sync();
+  EXPECT_EQ(fetcher_->RequestsStarted(), 2u);
+  fetcher_->AnswerStatus(200, FingerprintsDoc(2000));
+  Sync();
+  Sync();
+  auto after = LookupSync("r.example");
+  EXPECT_TRUE(after.from_cache);
+  EXPECT_EQ(after.entry->expires_at_ms, clock_.NowMs() + 2000 * 1000);
+  EXPECT_EQ(service_->stats().refreshes.load(), 1u);
+}
+
+TEST_F(ServiceTest, R19_TransientRefreshFailureServesStaleThenExpires) {
+  auto f = LookupAsync("s.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(1000));
+  f.get();
+  clock_.Advance(950 * 1000);
+  LookupSync("s.example");  // starts the refresh
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  fetcher_->AnswerError(fetch::FetchErrorKind::kTimeout, "timed out");
+  Sync();
+  Sync();
+  clock_.Advance(100 * 1000);  // past expires (1000 s): stale but servable
+  auto stale = LookupSync("s.example");
+  EXPECT_EQ(stale.entry->status, cache::EntryStatus::kFound);
+  EXPECT_TRUE(stale.stale);
+  EXPECT_TRUE(stale.from_cache);
+  // Past expires + stale-ttl: never served.
+  clock_.Set(kT0 + (1000 + 3600 + 1) * 1000LL);
+  auto g = LookupAsync("s.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(3));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(100));
+  auto fresh = g.get();
+  EXPECT_FALSE(fresh.from_cache);
+  EXPECT_FALSE(fresh.stale);
+}
+
+TEST_F(ServiceTest, R19_NotFoundRefreshReplacesAtOnce) {
+  auto f = LookupAsync("g.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(1000));
+  f.get();
+  clock_.Advance(950 * 1000);
+  LookupSync("g.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  fetcher_->AnswerStatus(404);
+  ASSERT_TRUE(fetcher_->WaitStarted(3));
+  fetcher_->AnswerStatus(404);
+  Sync();
+  Sync();
+  auto a = LookupSync("g.example");
+  EXPECT_TRUE(a.from_cache);
+  EXPECT_EQ(a.entry->status, cache::EntryStatus::kNotFound);
+}
+
+TEST_F(ServiceTest, RefreshFlagBypassesCache) {
+  auto f = LookupAsync("x.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(1000));
+  f.get();
+  std::promise<LookupAnswer> p;
+  service_->Lookup(cache::Key{"x.example", "xmpp-server"}, true,
+                   [&](LookupAnswer a) { p.set_value(std::move(a)); });
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(500));
+  auto a = p.get_future().get();
+  EXPECT_FALSE(a.from_cache);
+  EXPECT_EQ(a.entry->expires_at_ms, kT0 + 500 * 1000);
+}
+
+TEST_F(ServiceTest, ShutdownAnswersWaiters) {
+  auto f = LookupAsync("hang.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  loop_.Stop();
+  auto a = f.get();
+  EXPECT_EQ(a.entry->status, cache::EntryStatus::kError);
+  EXPECT_EQ(a.entry->error, "poshd is shutting down");
+  // After stop, lookups are answered at once, never lost.
+  auto b = LookupSync("other.example");
+  EXPECT_EQ(b.entry->status, cache::EntryStatus::kError);
+}
+
+}  // namespace
+}  // namespace posh::server
