@@ -226,13 +226,11 @@ bool ReadFile(const std::string& path, std::string* out, std::string* err) {
 // Bad input is a usage error even when the daemon is down (the daemon checks again).
 int CheckKey(const std::string& domain, const std::string& service) {
   if (auto d = posh::core::NormalizeDomain(domain); !d) {
-    std::fprintf(stderr, "poshctl: invalid domain \"%s\": %s\n", domain.c_str(),
-                 d.error().message.c_str());
+    std::fprintf(stderr, "poshctl: %s\n", d.error().message.c_str());
     return kExitUsage;
   }
   if (auto s = posh::core::NormalizeService(service); !s) {
-    std::fprintf(stderr, "poshctl: invalid service \"%s\": %s\n", service.c_str(),
-                 s.error().message.c_str());
+    std::fprintf(stderr, "poshctl: %s\n", s.error().message.c_str());
     return kExitUsage;
   }
   return kExitOk;

@@ -19,7 +19,9 @@ bool CallStatus::invalid_argument() const {
 }
 
 std::string Client::DefaultSocketPath() {
-  if (geteuid() == 0) return "/run/poshd/poshd.sock";
+  // The system daemon's socket when it exists (any user in its group may use it).
+  static constexpr const char* kSystem = "/run/poshd/poshd.sock";
+  if (geteuid() == 0 || access(kSystem, F_OK) == 0) return kSystem;
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) {
     return std::string(xdg) + "/poshd/poshd.sock";
   }

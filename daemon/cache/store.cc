@@ -1,8 +1,10 @@
 #include "cache/store.h"
 
 #include <fcntl.h>
+#include <google/protobuf/arena.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -15,9 +17,6 @@
 #include <shared_mutex>
 #include <unordered_map>
 #include <utility>
-
-#include <google/protobuf/arena.h>
-#include <zlib.h>
 
 #include "posh/v1/snapshot.pb.h"
 
@@ -137,7 +136,9 @@ void EvictOne(Shard& s, const MapValue* keep, int64_t now_hint) {
 // ---------------------------------------------------------------------------------------
 // Page tokens: "<domain length>:<domain><service>" (opaque to callers).
 
-std::string MakeToken(const Key& k) { return std::to_string(k.domain.size()) + ":" + k.domain + k.service; }
+std::string MakeToken(const Key& k) {
+  return std::to_string(k.domain.size()) + ":" + k.domain + k.service;
+}
 
 std::optional<Key> ParseToken(std::string_view token) {
   const size_t colon = token.find(':');
@@ -180,11 +181,13 @@ void PutLe(std::string& out, uint64_t v, int bytes) {
 
 uint64_t GetLe(std::string_view in, size_t off, int bytes) {
   uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(in[off + i])) << (8 * i);
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(in[off + i])) << (8 * i);
   return v;
 }
 
-Unexpected<Error> SnapError(SnapshotErrorCode code, const std::string& path, const std::string& what) {
+Unexpected<Error> SnapError(SnapshotErrorCode code, const std::string& path,
+                            const std::string& what) {
   return Fail(Error{code, "snapshot " + path + ": " + what});
 }
 
@@ -371,7 +374,8 @@ std::shared_ptr<const Entry> MakeErrorEntry(std::string error, uint8_t error_kin
   return e;
 }
 
-std::shared_ptr<const Entry> MakeStaleEntry(const Entry& old, int64_t now_ms, const Lifetimes& lifetimes) {
+std::shared_ptr<const Entry> MakeStaleEntry(const Entry& old, int64_t now_ms,
+                                            const Lifetimes& lifetimes) {
   if (old.status != EntryStatus::kFound || lifetimes.stale_ttl_ms <= 0) return nullptr;
   int64_t until = old.expires_at_ms + lifetimes.stale_ttl_ms;
   if (old.hard_limit_ms > 0) until = std::min(until, old.hard_limit_ms);
@@ -401,7 +405,8 @@ struct Store::Impl {
 };
 
 Store::Store(size_t max_entries, size_t shards) : impl_(std::make_unique<Impl>(shards)) {
-  for (size_t i = 0; i < impl_->shard_count; ++i) impl_->shards[i].cap = impl_->CapFor(i, max_entries);
+  for (size_t i = 0; i < impl_->shard_count; ++i)
+    impl_->shards[i].cap = impl_->CapFor(i, max_entries);
 }
 
 Store::~Store() = default;
@@ -423,8 +428,7 @@ std::optional<Hit> Store::Get(const Key& key, int64_t now_ms) {
   std::optional<Hit> hit(std::in_place);
   hit->entry = n.entry;
   hit->stale = now_ms >= e.expires_at_ms;
-  hit->needs_refresh =
-      hit->stale || (e.status == EntryStatus::kFound && now_ms >= e.refresh_at_ms);
+  hit->needs_refresh = hit->stale || (e.status == EntryStatus::kFound && now_ms >= e.refresh_at_ms);
   return hit;
 }
 
@@ -535,7 +539,8 @@ std::vector<ListedEntry> Store::List(std::string_view domain_filter, std::string
   if (!page_token.empty()) after = ParseToken(page_token);
   if (next_token) next_token->clear();
   if (!page_token.empty() && !after) return {};
-  const size_t limit = page_size == 0 ? std::numeric_limits<size_t>::max() : page_size + 1;
+  constexpr size_t kUnlimited = std::numeric_limits<size_t>::max();
+  const size_t limit = (page_size == 0 || page_size == kUnlimited) ? kUnlimited : page_size + 1;
   auto less = [](const ListedEntry& a, const ListedEntry& b) { return KeyLess(a.key, b.key); };
   std::vector<ListedEntry> all;
   for (size_t i = 0; i < impl_->shard_count; ++i) {
@@ -682,16 +687,21 @@ Result<size_t> Store::Load(const std::string& path, int64_t now_ms) {
   const uint64_t have = data.size() - kHeaderSize;
   if (have < length) {
     return SnapError(kSnapTruncated, path,
-                     "truncated: header says " + std::to_string(length) + " payload bytes, file has " +
-                         std::to_string(have));
+                     "truncated: header says " + std::to_string(length) +
+                         " payload bytes, file has " + std::to_string(have));
   }
   if (have > length) {
     return SnapError(kSnapChecksum, path,
                      std::to_string(have - length) + " trailing bytes after the payload");
   }
   const std::string_view payload = std::string_view(data).substr(kHeaderSize);
-  if (Crc32(payload) != crc) return SnapError(kSnapChecksum, path, "checksum mismatch (corrupt file)");
+  if (Crc32(payload) != crc)
+    return SnapError(kSnapChecksum, path, "checksum mismatch (corrupt file)");
 
+  if (payload.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return SnapError(kSnapParse, path,
+                     "payload too large (" + std::to_string(payload.size()) + " bytes)");
+  }
   // An arena: parsing and, above all, freeing 100 000 nested messages is much faster.
   google::protobuf::ArenaOptions arena_options;
   arena_options.start_block_size = 64 * 1024;
@@ -703,8 +713,8 @@ Result<size_t> Store::Load(const std::string& path, int64_t now_ms) {
   }
   if (snap.version() != kSnapshotVersion) {
     return SnapError(kSnapVersion, path,
-                     "unsupported snapshot version " + std::to_string(snap.version()) + " (expected " +
-                         std::to_string(kSnapshotVersion) + ")");
+                     "unsupported snapshot version " + std::to_string(snap.version()) +
+                         " (expected " + std::to_string(kSnapshotVersion) + ")");
   }
   std::vector<std::pair<Key, std::shared_ptr<const Entry>>> items;
   items.reserve(static_cast<size_t>(snap.entries_size()));

@@ -42,9 +42,9 @@ struct Entry {
 
 struct Lifetimes {
   int64_t max_ttl_ms = 24 * 3600 * 1000LL;  // R16
-  int64_t negative_ttl_ms = 300 * 1000LL;    // R17 not found
-  int64_t error_ttl_ms = 30 * 1000LL;        // R17 error
-  int64_t stale_ttl_ms = 3600 * 1000LL;      // R19
+  int64_t negative_ttl_ms = 300 * 1000LL;   // R17 not found
+  int64_t error_ttl_ms = 30 * 1000LL;       // R17 error
+  int64_t stale_ttl_ms = 3600 * 1000LL;     // R19
 };
 
 // R16: positive entry from a record: expires = fetched + min(doc expires (already the
@@ -59,7 +59,8 @@ std::shared_ptr<const Entry> MakeErrorEntry(std::string error, uint8_t error_kin
                                             const Lifetimes& lifetimes);
 // R19: a transient refresh failure for an old positive entry: a copy of `old` servable
 // until min(old->expires_at_ms + stale_ttl, hard_limit). nullptr when that is already past.
-std::shared_ptr<const Entry> MakeStaleEntry(const Entry& old, int64_t now_ms, const Lifetimes& lifetimes);
+std::shared_ptr<const Entry> MakeStaleEntry(const Entry& old, int64_t now_ms,
+                                            const Lifetimes& lifetimes);
 
 // The end of an entry's servable time: max(expires_at, stale_until) capped by hard_limit
 // (when set). An entry is servable while now_ms < ServableUntilMs(entry).

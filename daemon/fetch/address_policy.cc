@@ -39,18 +39,30 @@ uint32_t V4At(const std::array<uint8_t, 16>& a, int offset) {
 
 std::string_view AddressClassName(AddressClass c) {
   switch (c) {
-    case AddressClass::kGlobal: return "global";
-    case AddressClass::kUnspecified: return "unspecified";
-    case AddressClass::kThisNetwork: return "this-network";
-    case AddressClass::kLoopback: return "loopback";
-    case AddressClass::kPrivate: return "private";
-    case AddressClass::kSharedCgnat: return "shared (CGNAT)";
-    case AddressClass::kLinkLocal: return "link-local";
-    case AddressClass::kMulticast: return "multicast";
-    case AddressClass::kBroadcast: return "broadcast";
-    case AddressClass::kDocumentation: return "documentation";
-    case AddressClass::kBenchmarking: return "benchmarking";
-    case AddressClass::kReserved: return "reserved";
+    case AddressClass::kGlobal:
+      return "global";
+    case AddressClass::kUnspecified:
+      return "unspecified";
+    case AddressClass::kThisNetwork:
+      return "this-network";
+    case AddressClass::kLoopback:
+      return "loopback";
+    case AddressClass::kPrivate:
+      return "private";
+    case AddressClass::kSharedCgnat:
+      return "shared (CGNAT)";
+    case AddressClass::kLinkLocal:
+      return "link-local";
+    case AddressClass::kMulticast:
+      return "multicast";
+    case AddressClass::kBroadcast:
+      return "broadcast";
+    case AddressClass::kDocumentation:
+      return "documentation";
+    case AddressClass::kBenchmarking:
+      return "benchmarking";
+    case AddressClass::kReserved:
+      return "reserved";
   }
   return "reserved";
 }
@@ -100,8 +112,8 @@ AddressClass ClassifyIPv6(const std::array<uint8_t, 16>& a) {
   if (PrefixEq(a, {0x3f, 0xff}, 20)) return AddressClass::kDocumentation;  // RFC 9637
   if (PrefixEq(a, {0x20, 0x01, 0x00, 0x02, 0x00, 0x00}, 48)) return AddressClass::kBenchmarking;
   if (PrefixEq(a, {0x20, 0x01, 0x00}, 23)) return AddressClass::kReserved;  // IETF, Teredo
-  if (PrefixEq(a, {0x20, 0x02}, 16)) return ClassifyIPv4(V4At(a, 2));     // 6to4
-  if (PrefixEq(a, {0x5f, 0x00}, 16)) return AddressClass::kReserved;      // SRv6 SIDs
+  if (PrefixEq(a, {0x20, 0x02}, 16)) return ClassifyIPv4(V4At(a, 2));       // 6to4
+  if (PrefixEq(a, {0x5f, 0x00}, 16)) return AddressClass::kReserved;        // SRv6 SIDs
   if (!PrefixEq(a, {0x20}, 3)) return AddressClass::kReserved;  // not global unicast space
   return AddressClass::kGlobal;
 }

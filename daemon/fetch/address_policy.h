@@ -16,17 +16,17 @@ namespace posh::fetch {
 
 enum class AddressClass : uint8_t {
   kGlobal = 0,
-  kUnspecified,     // 0.0.0.0, ::
-  kThisNetwork,     // 0.0.0.0/8
-  kLoopback,        // 127/8, ::1
-  kPrivate,         // RFC 1918, RFC 4193 fc00::/7, fec0::/10 (site-local), 64:ff9b:1::/48
-  kSharedCgnat,     // 100.64/10 (RFC 6598)
-  kLinkLocal,       // 169.254/16, fe80::/10
-  kMulticast,       // 224/4, ff00::/8
-  kBroadcast,       // 255.255.255.255
-  kDocumentation,   // 192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32, 3fff::/20
-  kBenchmarking,    // 198.18/15, 2001:2::/48
-  kReserved,        // 240/4, 192.0.0/24, 192.88.99/24, 100::/64, 2001::/23, outside 2000::/3
+  kUnspecified,    // 0.0.0.0, ::
+  kThisNetwork,    // 0.0.0.0/8
+  kLoopback,       // 127/8, ::1
+  kPrivate,        // RFC 1918, RFC 4193 fc00::/7, fec0::/10 (site-local), 64:ff9b:1::/48
+  kSharedCgnat,    // 100.64/10 (RFC 6598)
+  kLinkLocal,      // 169.254/16, fe80::/10
+  kMulticast,      // 224/4, ff00::/8
+  kBroadcast,      // 255.255.255.255
+  kDocumentation,  // 192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32, 3fff::/20
+  kBenchmarking,   // 198.18/15, 2001:2::/48
+  kReserved,       // 240/4, 192.0.0/24, 192.88.99/24, 100::/64, 2001::/23, outside 2000::/3
 };
 
 // Human name, e.g. "loopback".

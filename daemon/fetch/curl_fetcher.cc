@@ -84,11 +84,16 @@ FetchErrorKind KindFor(CURLcode code) {
 
 std::string_view KindPrefix(FetchErrorKind kind) {
   switch (kind) {
-    case FetchErrorKind::kTimeout: return "timeout: ";
-    case FetchErrorKind::kConnect: return "connection: ";
-    case FetchErrorKind::kTls: return "TLS: ";
-    case FetchErrorKind::kProtocol: return "protocol: ";
-    default: return "";
+    case FetchErrorKind::kTimeout:
+      return "timeout: ";
+    case FetchErrorKind::kConnect:
+      return "connection: ";
+    case FetchErrorKind::kTls:
+      return "TLS: ";
+    case FetchErrorKind::kProtocol:
+      return "protocol: ";
+    default:
+      return "";
   }
 }
 
@@ -183,8 +188,10 @@ class CurlFetcher final : public Fetcher {
     auto remaining =
         std::chrono::duration_cast<std::chrono::milliseconds>(request.deadline - now).count();
     if (remaining < 1) remaining = 1;
-    long connect_ms = static_cast<long>(std::min<int64_t>(options_.connect_timeout.count(), remaining));
-    if (connect_ms < 1) connect_ms = 1;
+    // Connect timeout: the configured one (0 or less: none of its own), never past the deadline.
+    int64_t connect_ms = options_.connect_timeout.count() > 0
+                             ? std::min<int64_t>(options_.connect_timeout.count(), remaining)
+                             : remaining;
 
     auto t = std::make_unique<Transfer>();
     t->handle = handle;
@@ -212,8 +219,10 @@ class CurlFetcher final : public Fetcher {
     if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
     if (connect_to_ != nullptr) curl_easy_setopt(e, CURLOPT_CONNECT_TO, connect_to_);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_ms));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    // Cancel/cleanup never waits for a threaded-resolver lookup still in progress.
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t->max_body));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &CurlFetcher::WriteCallback);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
@@ -249,8 +258,7 @@ class CurlFetcher final : public Fetcher {
  private:
   // ---- curl callbacks (must not call back into the multi handle) ----
 
-  static int SocketCallback(CURL* /*easy*/, curl_socket_t s, int what, void* userp,
-                            void* socketp) {
+  static int SocketCallback(CURL* /*easy*/, curl_socket_t s, int what, void* userp, void* socketp) {
     auto* self = static_cast<CurlFetcher*>(userp);
     auto* ctx = static_cast<PollContext*>(socketp);
     if (what == CURL_POLL_REMOVE) {
@@ -319,8 +327,8 @@ class CurlFetcher final : public Fetcher {
       if (match) {
         std::string_view v = line.substr(kLocation.size());
         while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-        while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ' ||
-                              v.back() == '\t')) {
+        while (!v.empty() &&
+               (v.back() == '\r' || v.back() == '\n' || v.back() == ' ' || v.back() == '\t')) {
           v.remove_suffix(1);
         }
         t->response.location.assign(v);
@@ -397,7 +405,8 @@ class CurlFetcher final : public Fetcher {
       if (msg->msg != CURLMSG_DONE) continue;
       void* priv = nullptr;
       curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-      if (priv != nullptr) done.emplace_back(static_cast<Transfer*>(priv)->handle, msg->data.result);
+      if (priv != nullptr)
+        done.emplace_back(static_cast<Transfer*>(priv)->handle, msg->data.result);
     }
     std::weak_ptr<bool> alive = alive_;
     for (auto [handle, code] : done) {

@@ -32,16 +32,16 @@ struct FetchError {
 };
 
 struct FetchRequest {
-  std::string url;                                  // absolute https URL
-  size_t max_body = 64 * 1024;                      // R7
-  std::chrono::steady_clock::time_point deadline;   // whole-retrieval deadline (R7)
+  std::string url;                                 // absolute https URL
+  size_t max_body = 64 * 1024;                     // R7
+  std::chrono::steady_clock::time_point deadline;  // whole-retrieval deadline (R7)
 };
 
 struct FetchResponse {
   long status = 0;
-  std::string body;       // complete body (<= max_body); any status
-  std::string location;   // Location header, raw, when present
-  std::string primary_ip; // address actually connected to
+  std::string body;        // complete body (<= max_body); any status
+  std::string location;    // Location header, raw, when present
+  std::string primary_ip;  // address actually connected to
 };
 
 using FetchResult = Result<FetchResponse, FetchError>;

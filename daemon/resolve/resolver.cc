@@ -122,10 +122,10 @@ struct Resolver::Impl {
     if (status == 200) return OnDocument(j, resp.body);
     if (status == 404 || status == 410) {
       if (j.phase == Phase::kReference) {
-        return Fail(j, ErrorKind::kHttpStatus,
-                    "HTTP " + std::to_string(status) + " from " + j.url +
-                        " (the reference target, R11)",
-                    false);
+        return Fail(
+            j, ErrorKind::kHttpStatus,
+            "HTTP " + std::to_string(status) + " from " + j.url + " (the reference target, R11)",
+            false);
       }
       if (j.template_index + 1 < j.options.url_templates.size()) {
         ++j.template_index;
@@ -154,8 +154,8 @@ struct Resolver::Impl {
                   false);
     }
     if (target->scheme != "https") {
-      return Fail(j, ErrorKind::kRedirect,
-                  prefix + " to non-https URL " + location + " (R6)", false);
+      return Fail(j, ErrorKind::kRedirect, prefix + " to non-https URL " + location + " (R6)",
+                  false);
     }
     if (j.redirects >= j.options.max_redirects) {
       return Fail(j, ErrorKind::kRedirect,
@@ -193,10 +193,10 @@ struct Resolver::Impl {
       }
       auto target = fetch::ParseAbsoluteUrl(ref->url);
       if (!target || target->scheme != "https") {
-        return Fail(j, ErrorKind::kDocument,
-                    j.url + ": reference url \"" + ref->url +
-                        "\" is not an absolute https URL (R11)",
-                    false);
+        return Fail(
+            j, ErrorKind::kDocument,
+            j.url + ": reference url \"" + ref->url + "\" is not an absolute https URL (R11)",
+            false);
       }
       if (j.seen.count(ref->url) > 0) {
         return Fail(j, ErrorKind::kRedirect,

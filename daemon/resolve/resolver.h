@@ -34,20 +34,20 @@ enum class ErrorKind : uint8_t {
 struct Resolution {
   enum class Status : uint8_t { kFound = 1, kNotFound = 2, kError = 3 };
   Status status = Status::kError;
-  core::PoshRecord record;        // kFound
-  std::string error;              // kError: precise reason
+  core::PoshRecord record;  // kFound
+  std::string error;        // kError: precise reason
   ErrorKind error_kind = ErrorKind::kNone;
   // R19: timeout, connection, TLS, 5xx are transient (stale entries may be kept);
   // documents that are invalid and 4xx are not.
   bool transient = false;
-  uint32_t requests = 0;          // HTTP requests this resolution sent
+  uint32_t requests = 0;  // HTTP requests this resolution sent
   std::string final_url;
 };
 
 // R3 URL templates. "{domain}" and "{service}" are substituted.
 inline const std::vector<std::string>& DefaultUrlTemplates() {
   static const std::vector<std::string> k = {
-      "https://{domain}/.well-known/posh/{service}.json",       // RFC 7711
+      "https://{domain}/.well-known/posh/{service}.json",        // RFC 7711
       "https://{domain}/.well-known/posh._{service}._tcp.json",  // seed draft
   };
   return k;

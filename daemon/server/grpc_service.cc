@@ -18,13 +18,13 @@ bool NormalizeKey(const std::string& domain, const std::string& service, cache::
   auto d = core::NormalizeDomain(domain);
   if (!d) {
     *status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                           "invalid domain \"" + SanitizeUtf8(domain, 300) + "\": " + d.error().message);
+                           SanitizeUtf8(d.error().message));
     return false;
   }
   auto s = core::NormalizeService(service);
   if (!s) {
     *status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                           "invalid service \"" + SanitizeUtf8(service, 100) + "\": " + s.error().message);
+                           SanitizeUtf8(s.error().message));
     return false;
   }
   key->domain = std::move(d).value();
@@ -182,8 +182,7 @@ grpc::ServerUnaryReactor* ResolverGrpcService::ListEntries(
     auto d = core::NormalizeDomain(request->domain());
     if (!d) {
       Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "invalid domain \"" + request->domain() + "\": " +
-                                       d.error().message));
+                                   SanitizeUtf8(d.error().message)));
       return reactor;
     }
     filter = std::move(d).value();

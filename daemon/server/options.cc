@@ -28,6 +28,12 @@ bool IsBooleanFlag(const std::string& key) { return key == "allow-private-addres
 }  // namespace
 
 std::string DefaultSocketPath() {
+  // Under systemd (RuntimeDirectory=poshd), $RUNTIME_DIRECTORY is /run/poshd.
+  if (const char* rt = std::getenv("RUNTIME_DIRECTORY"); rt && *rt) {
+    std::string dir(rt);
+    if (auto colon = dir.find(':'); colon != std::string::npos) dir.resize(colon);
+    return dir + "/poshd.sock";
+  }
   if (geteuid() == 0) return "/run/poshd/poshd.sock";
   if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) {
     return std::string(xdg) + "/poshd/poshd.sock";

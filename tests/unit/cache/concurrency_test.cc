@@ -17,7 +17,9 @@ using testing::kT0;
 
 constexpr int kKeys = 64;
 
-Key KeyOf(int i) { return K("host" + std::to_string(i % 16) + ".example", "svc" + std::to_string(i / 16)); }
+Key KeyOf(int i) {
+  return K("host" + std::to_string(i % 16) + ".example", "svc" + std::to_string(i / 16));
+}
 
 // Every entry carries its key in `error`, so a reader can check it got the right one.
 std::shared_ptr<const Entry> EntryFor(int i, bool positive) {
@@ -33,7 +35,6 @@ std::shared_ptr<const Entry> EntryFor(int i, bool positive) {
 
 TEST(CacheConcurrencyTest, R16_R19_ConcurrentGetPutEvict) {
   Store store(48, 4);  // smaller than the key set: capacity evictions happen too
-  std::atomic<bool> stop{false};
   std::atomic<uint64_t> hits{0};
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;

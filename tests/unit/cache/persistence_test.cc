@@ -119,7 +119,8 @@ class CachePersistenceTest : public ::testing::Test {
     const int64_t na = kT0 / 1000 + 30 * 86400;
     entries_ = {
         {K("fp.example"), MakePositiveEntry(FingerprintRecord(3600), kT0, lt)},
-        {K("jwk.example", "xmpp-server"), MakePositiveEntry(JwkRecord(0, {na - 86400, na}), kT0, lt)},
+        {K("jwk.example", "xmpp-server"),
+         MakePositiveEntry(JwkRecord(0, {na - 86400, na}), kT0, lt)},
         {K("nf.example"), MakeNotFoundEntry(kT0, lt)},
         {K("err.example"), MakeErrorEntry("TLS handshake failed", 4, kT0, lt)},
     };
@@ -216,8 +217,18 @@ TEST_F(CachePersistenceTest, R20_MissingFileIsEmptyOk) {
 TEST_F(CachePersistenceTest, R20_TruncatedSnapshotRejected) {
   const std::string good = ValidSnapshot();
   ASSERT_GT(good.size(), kHeaderSize + 100);
-  std::vector<size_t> cuts = {0, 1, 7, 8, 12, 23, 24, 25, kHeaderSize + 10, good.size() / 2,
-                              good.size() - 10, good.size() - 1};
+  std::vector<size_t> cuts = {0,
+                              1,
+                              7,
+                              8,
+                              12,
+                              23,
+                              24,
+                              25,
+                              kHeaderSize + 10,
+                              good.size() / 2,
+                              good.size() - 10,
+                              good.size() - 1};
   for (size_t cut : cuts) {
     SCOPED_TRACE(cut);
     WriteFile(path_, good.substr(0, cut));

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include <set>
+#include <limits>
 
 #include "test_util.h"
 #include "util/clock.h"
@@ -467,6 +467,15 @@ TEST_F(CacheListTest, DomainFilter) {
   EXPECT_EQ(Name(got[0]), "charlie.example/xmpp-server");
   EXPECT_EQ(next, "");
   EXPECT_TRUE(store_.List("nope.example", "", 0, &next).empty());
+}
+
+TEST_F(CacheListTest, HugePageSizeIsEverything) {
+  std::string next = "x";
+  EXPECT_EQ(store_.List("", "", std::numeric_limits<size_t>::max(), &next).size(),
+            expected_.size());
+  EXPECT_EQ(next, "");
+  EXPECT_EQ(store_.List("", "", expected_.size(), &next).size(), expected_.size());
+  EXPECT_EQ(next, "");
 }
 
 TEST_F(CacheListTest, BadTokenGivesEmptyPage) {

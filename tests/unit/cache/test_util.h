@@ -35,7 +35,7 @@ inline std::shared_ptr<const core::PoshRecord> FingerprintRecord(int64_t expires
 
 // A JWK record whose keys expire at the given notAfter values (unix seconds).
 inline std::shared_ptr<const core::PoshRecord> JwkRecord(int64_t expires_seconds,
-                                                          std::vector<int64_t> not_afters) {
+                                                         std::vector<int64_t> not_afters) {
   auto r = std::make_shared<core::PoshRecord>();
   r->format = core::Format::kJwk;
   r->expires_seconds = expires_seconds;

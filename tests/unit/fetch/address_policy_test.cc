@@ -36,9 +36,9 @@ TEST(AddressPolicyR8, LoopbackIsRefused) {
 }
 
 TEST(AddressPolicyR8, Rfc1918AndRfc4193AreRefused) {
-  for (const char* a : {"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255",
-                        "192.168.1.1", "fc00::1", "fd12:3456::1", "fec0::1", "::ffff:10.1.2.3",
-                        "::ffff:192.168.0.1", "64:ff9b:1::1"}) {
+  for (const char* a :
+       {"10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255", "192.168.1.1", "fc00::1",
+        "fd12:3456::1", "fec0::1", "::ffff:10.1.2.3", "::ffff:192.168.0.1", "64:ff9b:1::1"}) {
     EXPECT_EQ(C(a), AddressClass::kPrivate) << a;
   }
 }
@@ -79,9 +79,9 @@ TEST(AddressPolicyR8, OtherNonGlobalRangesAreRefused) {
 
 TEST(AddressPolicyR8, EmbeddedIPv4IsJudgedByTheIPv4Address) {
   EXPECT_EQ(C("::ffff:100.64.1.1"), AddressClass::kSharedCgnat);
-  EXPECT_EQ(C("::127.0.0.1"), AddressClass::kLoopback);         // IPv4-compatible
-  EXPECT_EQ(C("64:ff9b::7f00:1"), AddressClass::kLoopback);     // NAT64
-  EXPECT_EQ(C("2002:c0a8:0101::1"), AddressClass::kPrivate);    // 6to4 of 192.168.1.1
+  EXPECT_EQ(C("::127.0.0.1"), AddressClass::kLoopback);       // IPv4-compatible
+  EXPECT_EQ(C("64:ff9b::7f00:1"), AddressClass::kLoopback);   // NAT64
+  EXPECT_EQ(C("2002:c0a8:0101::1"), AddressClass::kPrivate);  // 6to4 of 192.168.1.1
   EXPECT_EQ(C("::ffff:224.0.0.1"), AddressClass::kMulticast);
 }
 

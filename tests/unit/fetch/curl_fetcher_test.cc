@@ -277,7 +277,8 @@ TEST_F(CurlFetcherTest, CancelDropsTheTransferWithoutCallback) {
   // Let it connect, then cancel.
   uv_timer_t t;
   uv_timer_init(&loop_, &t);
-  uv_timer_start(&t, [](uv_timer_t*) {}, 50, 0);
+  uv_timer_start(
+      &t, [](uv_timer_t*) {}, 50, 0);
   uv_run(&loop_, UV_RUN_ONCE);
   fetcher_->Cancel(h);
   fetcher_->Cancel(h);     // unknown handle: no-op
@@ -307,7 +308,8 @@ TEST_F(CurlFetcherTest, DestroyingWithTransfersInFlightIsClean) {
   fetcher_->Fetch(Request(Url("posh.test", "/ok")), [&](FetchResult) { called = true; });
   uv_timer_t t;
   uv_timer_init(&loop_, &t);
-  uv_timer_start(&t, [](uv_timer_t*) {}, 20, 0);
+  uv_timer_start(
+      &t, [](uv_timer_t*) {}, 20, 0);
   uv_run(&loop_, UV_RUN_ONCE);
   uv_close(reinterpret_cast<uv_handle_t*>(&t), nullptr);
   fetcher_.reset();

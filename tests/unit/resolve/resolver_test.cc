@@ -21,8 +21,8 @@ constexpr char kDraft[] = "https://example.com/.well-known/posh._xmpp-server._tc
 
 std::string Fingerprints(int64_t expires = 3600, uint8_t fill = 0x11) {
   std::vector<uint8_t> digest(32, fill);
-  return R"({"fingerprints":[{"sha-256":")" + core::EncodeBase64(digest) +
-         R"("}],"expires":)" + std::to_string(expires) + "}";
+  return R"({"fingerprints":[{"sha-256":")" + core::EncodeBase64(digest) + R"("}],"expires":)" +
+         std::to_string(expires) + "}";
 }
 
 std::string Reference(const std::string& url, int64_t expires = 100) {
@@ -134,9 +134,9 @@ TEST_F(ResolverTest, R3ServiceIsSubstituted) {
   fetcher_.OnStatus("https://example.com/.well-known/posh._xmpp-client._tcp.json", 404);
   Resolution r = Run("example.com", "xmpp-client");
   EXPECT_EQ(r.status, Status::kNotFound);
-  EXPECT_EQ(fetcher_.Urls(),
-            (std::vector<std::string>{"https://example.com/.well-known/posh/xmpp-client.json",
-                                      "https://example.com/.well-known/posh._xmpp-client._tcp.json"}));
+  EXPECT_EQ(fetcher_.Urls(), (std::vector<std::string>{
+                                 "https://example.com/.well-known/posh/xmpp-client.json",
+                                 "https://example.com/.well-known/posh._xmpp-client._tcp.json"}));
 }
 
 // ---- R5 status codes ----
@@ -456,7 +456,8 @@ TEST_F(ResolverTest, R11ReferenceToAReferenceIsAnError) {
   EXPECT_EQ(r.status, Status::kError);
   EXPECT_EQ(r.error_kind, ErrorKind::kDocument);
   EXPECT_FALSE(r.transient);
-  EXPECT_EQ(r.error, "https://delegate.example/p.json: reference points to another reference (R11)");
+  EXPECT_EQ(r.error,
+            "https://delegate.example/p.json: reference points to another reference (R11)");
   EXPECT_EQ(r.requests, 2u);
 }
 
