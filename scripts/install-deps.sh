@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake pkg-config git ca-certificates
   libuv1-dev libcurl4-openssl-dev libssl-dev openssl libsimdjson-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  libgtest-dev libgmock-dev libbenchmark-dev libidn2-dev libsystemd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libidn2-dev libsystemd-dev zlib1g-dev
   clang libclang-rt-14-dev clang-format
   python3 python3-cryptography python3-grpcio python3-grpc-tools
   libtomlplusplus-dev scdoc nginx-light systemd

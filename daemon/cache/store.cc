@@ -382,6 +382,8 @@ std::shared_ptr<const Entry> MakeStaleEntry(const Entry& old, int64_t now_ms,
   if (until <= now_ms || until <= old.expires_at_ms) return nullptr;
   auto e = std::make_shared<Entry>(old);
   e->stale_until_ms = until;
+  // Retry the failing origin no sooner than the error TTL (not on every hit).
+  e->refresh_at_ms = std::min(until, now_ms + std::max<int64_t>(lifetimes.error_ttl_ms, 1000));
   return e;
 }
 
@@ -428,7 +430,7 @@ std::optional<Hit> Store::Get(const Key& key, int64_t now_ms) {
   std::optional<Hit> hit(std::in_place);
   hit->entry = n.entry;
   hit->stale = now_ms >= e.expires_at_ms;
-  hit->needs_refresh = hit->stale || (e.status == EntryStatus::kFound && now_ms >= e.refresh_at_ms);
+  hit->needs_refresh = e.status == EntryStatus::kFound && now_ms >= e.refresh_at_ms;
   return hit;
 }
 

@@ -133,15 +133,30 @@ void PoshService::Lookup(const cache::Key& key, bool refresh, LookupCallback cb)
   if (!posted) (*shared_cb)(LookupAnswer{ShuttingDownEntry(), false, false});
 }
 
+void PoshService::ClearRefreshPosted(const std::string& map_key) {
+  std::lock_guard lock(refresh_mu_);
+  refresh_posted_.erase(map_key);
+}
+
 void PoshService::MaybeStartBackgroundRefresh(const cache::Key& key) {
-  loop_.Post([this, key] {
-    if (stopped_ || in_flight_.count(MapKey(key))) return;
-    // Re-check on the loop: another refresh may have just replaced the entry.
+  std::string mk = MapKey(key);
+  {
+    std::lock_guard lock(refresh_mu_);
+    if (!refresh_posted_.insert(mk).second) return;  // already on its way
+  }
+  bool posted = loop_.Post([this, key, mk] {
+    if (stopped_) return;
+    if (in_flight_.count(mk)) return;  // cleared when that retrieval completes
+    // Re-check on the loop: another retrieval may have just replaced the entry.
     auto hit = store_.Get(key, clock_.NowMs());
-    if (hit && !hit->needs_refresh) return;
+    if (hit && !hit->needs_refresh) {
+      ClearRefreshPosted(mk);
+      return;
+    }
     stats_.refreshes.fetch_add(1, std::memory_order_relaxed);
     StartResolutionOnLoop(key, {}, /*background=*/true);
   });
+  if (!posted) ClearRefreshPosted(mk);
 }
 
 void PoshService::OnMissOnLoop(cache::Key key, bool refresh, LookupCallback cb) {
@@ -185,7 +200,8 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, std::vector<Looku
 }
 
 void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r) {
-  auto it = in_flight_.find(MapKey(key));
+  std::string mk = MapKey(key);
+  auto it = in_flight_.find(mk);
   if (it == in_flight_.end()) return;
   Flight flight = std::move(it->second);
   in_flight_.erase(it);
@@ -239,6 +255,7 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
     }
   }
   store_.Put(key, entry);
+  ClearRefreshPosted(mk);
   for (auto& w : flight.waiters) w(LookupAnswer{entry, false, stale});
   if (!retired_.empty()) loop_.Post([this] { CollectRetiredOnLoop(); });
 }

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cache/store.h"
@@ -118,6 +120,12 @@ class PoshService {
   cache::Lifetimes lifetimes_;  // loop thread
   FetcherFactory fetcher_factory_;
   ServiceStats stats_;
+
+  // Keys with a background refresh posted and not finished: at most one post per refresh,
+  // however many hits arrive meanwhile (touched only in refresh windows, not on plain hits).
+  std::mutex refresh_mu_;
+  std::unordered_set<std::string> refresh_posted_;  // guarded by refresh_mu_
+  void ClearRefreshPosted(const std::string& map_key);
 
   // Loop thread only.
   std::unique_ptr<fetch::Fetcher> fetcher_;

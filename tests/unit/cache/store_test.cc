@@ -213,6 +213,13 @@ TEST(CacheLifetimeTest, R19_StaleWindowBoundedByStaleTtl) {
   auto hit = store.Get(K("s.example"), clock.NowMs());
   ASSERT_TRUE(hit.has_value());
   EXPECT_TRUE(hit->stale);
+  // The failed refresh is retried after the error TTL, not on every hit.
+  EXPECT_FALSE(hit->needs_refresh);
+  EXPECT_EQ(stale->refresh_at_ms, fresh->expires_at_ms - 10 * kSec + lt.error_ttl_ms);
+  clock.Set(stale->refresh_at_ms);
+  hit = store.Get(K("s.example"), clock.NowMs());
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_TRUE(hit->stale);
   EXPECT_TRUE(hit->needs_refresh);
   clock.Set(stale->stale_until_ms - 1);
   EXPECT_TRUE(store.Get(K("s.example"), clock.NowMs()).has_value());
