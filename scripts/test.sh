@@ -14,7 +14,12 @@ case "$mode" in
   *) echo "SANITIZE must be asan or tsan" >&2; exit 64 ;;
 esac
 cmake -S "$root" -B "$build" "${flags[@]}" >/dev/null
-cmake --build "$build" -j"${JOBS:-2}"
+if [ "$mode" = tsan ]; then
+  # ThreadSanitizer runs the tests labelled "concurrency" (the store and the service).
+  cmake --build "$build" -j"${JOBS:-2}" --target cache_unit_tests server_unit_tests
+else
+  cmake --build "$build" -j"${JOBS:-2}"
+fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}

@@ -583,6 +583,7 @@ int main(int argc, char** argv) {
   posh::client::ClientOptions co;
   co.socket_path = a.socket;
   co.timeout = std::chrono::seconds(a.timeout_s);
+  co.reconnect_wait = std::chrono::milliseconds(0);  // one-shot: report 69 at once
   if (cmd != "lookup" && cmd != "verify" && cmd != "cache" && cmd != "stats") {
     return Usage("unknown command \"" + cmd + "\"");
   }

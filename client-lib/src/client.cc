@@ -31,14 +31,30 @@ std::string Client::DefaultSocketPath() {
 struct Client::Impl {
   std::string socket_path;
   std::chrono::milliseconds timeout;
+  std::chrono::milliseconds reconnect_wait;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<posh::v1::Resolver::Stub> stub;
 
+  // Every posh.v1 call is idempotent, so one retry after a reconnection is safe.
   template <class Call>
   CallStatus Invoke(Call&& call) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-    grpc::Status s = call(&ctx);
+    grpc::Status s;
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+      s = call(&ctx);
+    }
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE && reconnect_wait.count() > 0) {
+      // The daemon may be restarting: wait for the channel to come back, bounded.
+      grpc::ClientContext ctx;
+      ctx.set_wait_for_ready(true);
+      ctx.set_deadline(std::chrono::system_clock::now() + std::min(timeout, reconnect_wait));
+      s = call(&ctx);
+      if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                         "poshd did not answer within the reconnect wait");
+      }
+    }
     return CallStatus{static_cast<int>(s.error_code()), s.error_message()};
   }
 };
@@ -51,6 +67,7 @@ Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   }
   impl_->socket_path = path;
   impl_->timeout = options.timeout;
+  impl_->reconnect_wait = options.reconnect_wait;
   grpc::ChannelArguments args;
   // Reconnect quickly after a daemon restart.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -82,6 +99,63 @@ CallStatus Client::Flush(posh::v1::FlushResponse* resp) {
   posh::v1::FlushRequest req;
   return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Flush(c, req, resp); });
 }
+namespace {
+// One asynchronous call: owns its context, request and response until completion.
+template <class Req, class Resp>
+struct AsyncCall {
+  grpc::ClientContext ctx;
+  Req request;
+  Resp response;
+  std::function<void(CallStatus, Resp)> done;
+};
+}  // namespace
+
+void Client::LookupAsync(const posh::v1::LookupRequest& req, LookupDone done) {
+  auto* call = new AsyncCall<posh::v1::LookupRequest, posh::v1::LookupResponse>;
+  call->request = req;
+  call->done = std::move(done);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
+  impl_->stub->async()->Lookup(&call->ctx, &call->request, &call->response,
+                               [call](grpc::Status s) {
+                                 call->done(CallStatus{static_cast<int>(s.error_code()),
+                                                       s.error_message()},
+                                            std::move(call->response));
+                                 delete call;
+                               });
+}
+
+void Client::VerifyAsync(const posh::v1::VerifyRequest& req, VerifyDone done) {
+  auto* call = new AsyncCall<posh::v1::VerifyRequest, posh::v1::VerifyResponse>;
+  call->request = req;
+  call->done = std::move(done);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
+  impl_->stub->async()->Verify(&call->ctx, &call->request, &call->response,
+                               [call](grpc::Status s) {
+                                 call->done(CallStatus{static_cast<int>(s.error_code()),
+                                                       s.error_message()},
+                                            std::move(call->response));
+                                 delete call;
+                               });
+}
+
+CallStatus Client::Lookup(const std::string& domain, const std::string& service,
+                          posh::v1::LookupResponse* response) {
+  posh::v1::LookupRequest req;
+  req.set_domain(domain);
+  req.set_service(service);
+  return Lookup(req, response);
+}
+
+CallStatus Client::Verify(const std::string& domain, const std::string& service,
+                          const std::vector<std::string>& chain_der,
+                          posh::v1::VerifyResponse* response) {
+  posh::v1::VerifyRequest req;
+  req.set_domain(domain);
+  req.set_service(service);
+  for (const auto& der : chain_der) req.add_presented_chain(der);
+  return Verify(req, response);
+}
+
 CallStatus Client::GetStats(posh::v1::GetStatsResponse* resp) {
   posh::v1::GetStatsRequest req;
   return impl_->Invoke(
