@@ -8,7 +8,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/install-deps.sh"
 mode=${SANITIZE:-none}
 case "$mode" in
-  none) build=${BUILD_DIR:-$root/build-test}; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  none) build=${BUILD_DIR:-$root/build-test}
+        flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_SYSCONFDIR=/etc) ;;
   asan) build=${BUILD_DIR:-$root/build-asan}; flags=(-DCMAKE_BUILD_TYPE=Debug -DPOSH_SANITIZE=ON) ;;
   tsan) build=${BUILD_DIR:-$root/build-tsan}; flags=(-DCMAKE_BUILD_TYPE=Debug -DPOSH_TSAN=ON) ;;
   *) echo "SANITIZE must be asan or tsan" >&2; exit 64 ;;

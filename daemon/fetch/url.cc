@@ -73,8 +73,13 @@ Result<ParsedUrl> ParseAbsoluteUrl(std::string_view url) {
     auto [ptr, ec] = std::from_chars(port->data(), port->data() + port->size(), p);
     if (ec == std::errc() && ptr == port->data() + port->size()) out.port = p;
   }
-  out.path = GetPart(u.get(), CURLUPART_PATH).value_or("/");
-  if (out.path.empty()) out.path = "/";
+  // (Not `value_or("/")` + `= "/"`: GCC 12 at -O2 raises a false -Wrestrict on that.)
+  auto path = GetPart(u.get(), CURLUPART_PATH);
+  if (path && !path->empty()) {
+    out.path = std::move(*path);
+  } else {
+    out.path.assign(1, '/');
+  }
   return out;
 }
 

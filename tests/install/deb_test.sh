@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the .deb with CPack, installs it, verifies the installed unit and the binaries,
+# then removes it. Needs root (dpkg). The build must be configured with
+# -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_SYSCONFDIR=/etc (scripts/test.sh does).
+#   deb_test.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "$1" && pwd)
+fail() { echo "FAIL: $*" >&2; exit 1; }
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
+[ "$prefix" = /usr ] || fail "configure $build with -DCMAKE_INSTALL_PREFIX=/usr (it is $prefix)"
+(cd "$build" && cpack -G DEB >/dev/null)
+deb=$(ls -t "$build"/poshd_*.deb | head -n 1)
+[ -f "$deb" ] || fail "no .deb produced"
+dpkg-deb --info "$deb" | grep -E "Package|Depends"
+if dpkg -s poshd >/dev/null 2>&1; then dpkg --purge poshd >/dev/null; fi
+dpkg -i "$deb" >/dev/null || { apt-get install -y -f >/dev/null; dpkg -i "$deb" >/dev/null; } || fail "dpkg -i"
+trap 'dpkg --purge poshd >/dev/null 2>&1 || true' EXIT
+pkg-config --exists poshclient || fail "pkg-config does not find poshclient"
+for f in /usr/sbin/poshd /usr/bin/poshctl /usr/lib/systemd/system/poshd.service \
+         /etc/poshd/poshd.conf /usr/include/posh/client.h; do
+  [ -e "$f" ] || [ -e "${f/\/usr\/lib\//\/lib\/}" ] || fail "missing after install: $f"
+done
+unit=/usr/lib/systemd/system/poshd.service
+[ -f "$unit" ] || unit=/lib/systemd/system/poshd.service
+systemd-analyze verify --man=no "$unit" || fail "systemd-analyze verify $unit"
+getent passwd poshd >/dev/null || fail "sysusers did not create the poshd user"
+getent group poshd-clients >/dev/null || fail "sysusers did not create poshd-clients"
+/usr/sbin/poshd --version
+echo "deb test passed: $(basename "$deb")"
