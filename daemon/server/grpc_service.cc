@@ -60,6 +60,27 @@ posh::v1::Verdict ToProto(core::Verdict v) {
 
 }  // namespace
 
+std::shared_ptr<const core::Certificate> LeafCache::Get(std::string_view der) {
+  const size_t h = std::hash<std::string_view>{}(der);
+  Shard& s = ShardFor(h);
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.map.find(der);
+  return it == s.map.end() ? nullptr : it->second;
+}
+
+void LeafCache::Put(std::string_view der, std::shared_ptr<const core::Certificate> cert) {
+  const size_t h = std::hash<std::string_view>{}(der);
+  Shard& s = ShardFor(h);
+  std::shared_ptr<const core::Certificate> dropped;  // released after the lock
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.map.size() >= kPerShard && s.map.find(der) == s.map.end()) {
+    auto victim = s.map.begin();
+    dropped = std::move(victim->second);
+    s.map.erase(victim);
+  }
+  s.map.insert_or_assign(std::string(der), std::move(cert));
+}
+
 void FillLookupResponse(const cache::Key& key, const LookupAnswer& answer,
                         posh::v1::LookupResponse* out) {
   const cache::Entry& e = *answer.entry;
@@ -147,16 +168,20 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContex
     return reactor;
   }
   const std::string& leaf_der = request->presented_chain(0);
-  auto leaf = core::ParseCertificateDer(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(leaf_der.data()), leaf_der.size()));
-  if (!leaf) {
-    service_.stats().invalid_requests.fetch_add(1, std::memory_order_relaxed);
-    Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "presented_chain[0] is not a DER certificate: " +
-                                     leaf.error().message));
-    return reactor;
+  std::shared_ptr<const core::Certificate> shared_leaf = leaves_.Get(leaf_der);
+  if (!shared_leaf) {
+    auto leaf = core::ParseCertificateDer(std::span<const uint8_t>(
+        reinterpret_cast<const uint8_t*>(leaf_der.data()), leaf_der.size()));
+    if (!leaf) {
+      service_.stats().invalid_requests.fetch_add(1, std::memory_order_relaxed);
+      Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                   "presented_chain[0] is not a DER certificate: " +
+                                       leaf.error().message));
+      return reactor;
+    }
+    shared_leaf = std::make_shared<const core::Certificate>(std::move(leaf).value());
+    leaves_.Put(leaf_der, shared_leaf);
   }
-  auto shared_leaf = std::make_shared<const core::Certificate>(std::move(leaf).value());
   service_.Verify(key, std::move(shared_leaf), [this, reactor, response, key](VerifyAnswer v) {
     response->set_verdict(ToProto(v.verdict));
     response->set_domain(key.domain);
@@ -254,6 +279,7 @@ grpc::ServerUnaryReactor* ResolverGrpcService::GetStats(grpc::CallbackServerCont
   response->set_stale_served(r(s.stale_served));
   response->set_not_found(r(s.not_found));
   response->set_invalid_requests(r(s.invalid_requests));
+  SetTime(response->mutable_started_at(), s.started_at_ms);
   auto st = service_.store().Stats();
   response->set_entries(st.entries);
   response->set_evictions(st.evictions);

@@ -3,11 +3,46 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 
 #include "posh/v1/resolver.grpc.pb.h"
 #include "server/posh_service.h"
 
 namespace posh::server {
+
+// Parsed presented leaves, keyed by their DER bytes. X.509 parsing with OpenSSL 3 costs
+// ~120 us per certificate (provider decoder look-ups), about 100x a cached Verify; XMPP
+// peers present the same certificate on every connection, so Verify parses each distinct
+// leaf once. Bounded (a full shard drops an arbitrary entry); only successful parses are
+// kept; the DER is compared in full, so a hit is always the same certificate.
+class LeafCache {
+ public:
+  static constexpr size_t kShards = 16;
+  static constexpr size_t kPerShard = 64;
+
+  std::shared_ptr<const core::Certificate> Get(std::string_view der);
+  void Put(std::string_view der, std::shared_ptr<const core::Certificate> cert);
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  struct alignas(64) Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, std::shared_ptr<const core::Certificate>, Hash,
+                       std::equal_to<>>
+        map;
+  };
+  Shard& ShardFor(size_t hash) { return shards_[hash % kShards]; }
+  Shard shards_[kShards];
+};
 
 class ResolverGrpcService final : public posh::v1::Resolver::CallbackService {
  public:
@@ -44,6 +79,7 @@ class ResolverGrpcService final : public posh::v1::Resolver::CallbackService {
   PoshService& service_;
   std::atomic<bool> accepting_{true};
   std::atomic<uint64_t> active_{0};
+  LeafCache leaves_;
 };
 
 // Fills a LookupResponse from a service answer (shared with tests and the snapshot view).

@@ -3,7 +3,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -39,6 +41,37 @@ bool SocketIsLive(const std::string& path) {
   bool live = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
   return live;
+}
+
+// Holds an exclusive lock on `path` for the life of the process (the descriptor is never
+// closed). Two daemons on one socket or one state directory would steal each other's
+// socket file or snapshot; the lock makes the second one refuse to start, race-free.
+bool LockForLifetime(const std::string& path, std::string* error) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *error = "cannot open " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    *error = errno == EWOULDBLOCK ? "another poshd holds " + path
+                                  : "cannot lock " + path + ": " + std::strerror(errno);
+    ::close(fd);
+    return false;
+  }
+  return true;
+}
+
+// Temporary snapshot files of writers that were killed mid-write (R20: the snapshot itself
+// is only ever replaced by rename, so these are garbage).
+void RemoveStaleSnapshotTemps(const std::string& state_dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(state_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("cache.snapshot.tmp.", 0) == 0) {
+      std::filesystem::remove(e.path(), ec);
+      POSH_LOG_WARN("snapshot: removed %s left by an interrupted write", name.c_str());
+    }
+  }
 }
 
 std::string SnapshotPath(const DaemonOptions& o) {
@@ -144,11 +177,23 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  {
+    std::error_code ec;
+    std::filesystem::path sock_path(opts.socket_path);
+    if (sock_path.has_parent_path()) std::filesystem::create_directories(sock_path.parent_path(), ec);
+    if (!opts.state_dir.empty()) std::filesystem::create_directories(opts.state_dir, ec);
+    std::string error;
+    if (!LockForLifetime(opts.socket_path + ".lock", &error) ||
+        (!opts.state_dir.empty() && !LockForLifetime(opts.state_dir + "/poshd.lock", &error))) {
+      std::fprintf(stderr, "poshd: %s\n", error.c_str());
+      return 1;
+    }
+  }
+
   posh::SystemClock clock;
   posh::cache::Store store(opts.max_entries);
   if (!opts.state_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(opts.state_dir, ec);
+    RemoveStaleSnapshotTemps(opts.state_dir);
     auto loaded = store.Load(SnapshotPath(opts), clock.NowMs());
     if (loaded) {
       POSH_LOG_INFO("snapshot: loaded %zu entries from %s", *loaded, SnapshotPath(opts).c_str());

@@ -52,7 +52,9 @@ PoshService::PoshService(EventLoop& loop, cache::Store& store, const Clock& cloc
       clock_(clock),
       options_(std::move(options)),
       lifetimes_(options_.lifetimes),
-      fetcher_factory_(std::move(fetcher_factory)) {}
+      fetcher_factory_(std::move(fetcher_factory)) {
+  stats_.started_at_ms = clock_.NowMs();
+}
 
 PoshService::~PoshService() = default;
 
@@ -78,6 +80,8 @@ void PoshService::StopOnLoop() {
     for (auto& w : flight.waiters) w(LookupAnswer{ShuttingDownEntry(), false, false});
   }
   stats_.in_flight.store(0, std::memory_order_relaxed);
+  queued_.clear();
+  running_ = 0;
   retired_.clear();
   resolver_.reset();
   fetcher_.reset();
@@ -192,11 +196,35 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, std::vector<Looku
   stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
   POSH_LOG_DEBUG("retrieving POSH for %s (%s)%s", key.domain.c_str(), key.service.c_str(),
                  background ? " [background refresh]" : "");
+  if (running_ >= std::max<size_t>(1, options_.max_concurrent_retrievals)) {
+    flight.queued = true;
+    queued_.push_back(key);
+    return;
+  }
+  LaunchOnLoop(key, flight);
+}
+
+void PoshService::LaunchOnLoop(const cache::Key& key, Flight& flight) {
+  ++running_;
+  flight.queued = false;
+  flight.started_ms = clock_.NowMs();
   flight.resolver = resolver_.get();
   flight.handle = resolver_->Resolve(key.domain, key.service,
                                      [this, key](resolve::Resolution r) {
                                        OnResolvedOnLoop(key, std::move(r));
                                      });
+}
+
+void PoshService::LaunchQueuedOnLoop() {
+  if (stopped_) return;
+  while (!queued_.empty() &&
+         running_ < std::max<size_t>(1, options_.max_concurrent_retrievals)) {
+    cache::Key key = std::move(queued_.front());
+    queued_.pop_front();
+    auto it = in_flight_.find(MapKey(key));
+    if (it == in_flight_.end() || !it->second.queued) continue;
+    LaunchOnLoop(key, it->second);
+  }
 }
 
 void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r) {
@@ -206,6 +234,9 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
   Flight flight = std::move(it->second);
   in_flight_.erase(it);
   stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
+  if (running_ > 0) --running_;
+  // Start queued retrievals from a fresh loop turn, never inside the resolver's callback.
+  if (!queued_.empty()) loop_.Post([this] { LaunchQueuedOnLoop(); });
 
   const int64_t now = clock_.NowMs();
   stats_.fetches.fetch_add(r.requests, std::memory_order_relaxed);

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -28,6 +29,9 @@ namespace posh::server {
 struct ServiceOptions {
   cache::Lifetimes lifetimes;
   resolve::ResolverOptions resolver;
+  // Retrievals running at once; more are queued (FIFO) and still coalesce (R18). Bounds
+  // sockets and TLS handshakes in flight when many distinct domains miss together.
+  size_t max_concurrent_retrievals = 256;
 };
 
 struct LookupAnswer {
@@ -63,6 +67,7 @@ struct ServiceStats {
       coalesced{0}, in_flight{0}, errors{0}, refreshes{0}, stale_served{0}, not_found{0},
       invalid_requests{0};
   LatencyHistogram retrieval_latency;
+  int64_t started_at_ms = 0;  // set once at construction
 };
 
 class PoshService {
@@ -103,11 +108,14 @@ class PoshService {
     resolve::Resolver::Handle handle = 0;
     resolve::Resolver* resolver = nullptr;
     int64_t started_ms = 0;
+    bool queued = false;  // waiting for a retrieval slot (max_concurrent_retrievals)
   };
 
   void OnMissOnLoop(cache::Key key, bool refresh, LookupCallback cb);
   void StartResolutionOnLoop(const cache::Key& key, std::vector<LookupCallback> waiters,
                              bool background);
+  void LaunchOnLoop(const cache::Key& key, Flight& flight);
+  void LaunchQueuedOnLoop();
   void OnResolvedOnLoop(const cache::Key& key, resolve::Resolution resolution);
   void MaybeStartBackgroundRefresh(const cache::Key& key);
   static std::string MapKey(const cache::Key& key);
@@ -137,6 +145,8 @@ class PoshService {
   std::vector<Retired> retired_;
   void CollectRetiredOnLoop();
   std::unordered_map<std::string, Flight> in_flight_;
+  std::deque<cache::Key> queued_;  // flights waiting for a slot, oldest first
+  size_t running_ = 0;             // flights with a retrieval started
   bool stopped_ = false;
 };
 

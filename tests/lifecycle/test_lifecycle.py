@@ -169,7 +169,7 @@ class Lifecycle(unittest.TestCase):
         self.wait_socket(self.sock, p)
         r = subprocess.run([POSHD, "--socket", self.sock], capture_output=True, timeout=10)
         self.assertEqual(r.returncode, 1)
-        self.assertIn(b"another process is listening", r.stderr)
+        self.assertIn(b"another poshd holds", r.stderr)
         p.kill()  # leaves a stale socket file behind
         p.wait()
         self.assertTrue(os.path.exists(self.sock))
