@@ -41,7 +41,8 @@ std::vector<uint8_t> MakeCertDer(const std::string& cn) {
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* x = X509_new();
   X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), static_cast<long>(std::hash<std::string>{}(cn) & 0x7fffffff));
+  ASN1_INTEGER_set(X509_get_serialNumber(x),
+                   static_cast<long>(std::hash<std::string>{}(cn)&0x7fffffff));
   X509_gmtime_adj(X509_getm_notBefore(x), -86400);
   X509_gmtime_adj(X509_getm_notAfter(x), 365L * 86400);
   X509_NAME* name = X509_get_subject_name(x);
@@ -91,13 +92,18 @@ struct Fixture {
     for (size_t i = 1; i < all.size(); ++i) {  // skip the array's '['
       char c = all[i];
       if (in_str) {
-        if (c == '\\') ++i;
-        else if (c == '"') in_str = false;
+        if (c == '\\')
+          ++i;
+        else if (c == '"')
+          in_str = false;
         continue;
       }
-      if (c == '"') in_str = true;
-      else if (c == '{' && depth++ == 0) start = i;
-      else if (c == '}' && --depth == 0) seed_sets.push_back(all.substr(start, i - start + 1));
+      if (c == '"')
+        in_str = true;
+      else if (c == '{' && depth++ == 0)
+        start = i;
+      else if (c == '}' && --depth == 0)
+        seed_sets.push_back(all.substr(start, i - start + 1));
     }
     if (seed_sets.empty()) throw std::runtime_error("no seed JWK Sets");
   }
@@ -200,7 +206,8 @@ void BM_StoreGetHit(benchmark::State& state) {
   const bool hot = state.range(0) == 1;
   std::vector<cache::Key> keys;
   for (size_t i = 0; i < 1024; ++i)
-    keys.push_back(DomainKey(hot ? 0 : (i * 97 + static_cast<size_t>(state.thread_index()) * 7919) % 100000));
+    keys.push_back(
+        DomainKey(hot ? 0 : (i * 97 + static_cast<size_t>(state.thread_index()) * 7919) % 100000));
   const int64_t now = sf.clock.NowMs();
   size_t i = 0;
   for (auto _ : state) {
@@ -251,9 +258,8 @@ void BM_ServiceLookupHitFill(benchmark::State& state) {
   for (auto _ : state) {
     google::protobuf::Arena arena;
     auto* resp = google::protobuf::Arena::CreateMessage<posh::v1::LookupResponse>(&arena);
-    sf.service.Lookup(sf.key, false, [&](server::LookupAnswer a) {
-      server::FillLookupResponse(sf.key, a, resp);
-    });
+    sf.service.Lookup(sf.key, false,
+                      [&](server::LookupAnswer a) { server::FillLookupResponse(sf.key, a, resp); });
     std::string wire = resp->SerializeAsString();
     benchmark::DoNotOptimize(wire);
   }
@@ -265,9 +271,8 @@ void BM_ServiceVerifyHit(benchmark::State& state) {
   auto& sf = SvcF();
   for (auto _ : state) {
     bool ok = false;
-    sf.service.Verify(sf.key, sf.leaf, [&](server::VerifyAnswer v) {
-      ok = v.verdict == core::Verdict::kVerified;
-    });
+    sf.service.Verify(sf.key, sf.leaf,
+                      [&](server::VerifyAnswer v) { ok = v.verdict == core::Verdict::kVerified; });
     if (!ok) state.SkipWithError("not verified");
   }
   state.SetItemsProcessed(state.iterations());

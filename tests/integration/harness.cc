@@ -42,6 +42,9 @@ using namespace std::chrono_literals;
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
+const char* PoshdPath() { return POSHD_PATH; }
+const char* PoshctlPath() { return POSHCTL_PATH; }
+
 std::string ReadFile(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   if (!f) return {};
@@ -279,10 +282,10 @@ Process Spawn(const std::vector<std::string>& argv, const SpawnOptions& opts) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, opts.stdout_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, opts.stderr_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, opts.stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&fa, 2, opts.stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, defaults;
@@ -475,6 +478,7 @@ std::string Route::ToJson() const {
   if (trickle > 0) o << ",\"trickle\":" << trickle;
   if (close_mid_body) o << ",\"close_mid_body\":true";
   if (hang) o << ",\"hang\":true";
+  if (no_content_length) o << ",\"no_content_length\":true";
   o << "}";
   return o.str();
 }
@@ -488,8 +492,8 @@ static CertInfo CertFrom(simdjson::dom::element e) {
   c.pem = StrOf(e, "pem").value_or("");
   c.der = StrOf(e, "der").value_or("");
   c.key = StrOf(e, "key").value_or("");
-  c.chain_pem = StrOf(e, "chain_pem").value_or(c.pem.string().substr(0, c.pem.string().size() - 4) +
-                                               "-chain.pem");
+  c.chain_pem = StrOf(e, "chain_pem")
+                    .value_or(c.pem.string().substr(0, c.pem.string().size() - 4) + "-chain.pem");
   c.der_b64 = StrOf(e, "der_b64").value_or("");
   for (const char* h : {"sha-1", "sha-224", "sha-256", "sha-384", "sha-512"})
     c.hash[h] = StrOf(e, h).value_or("");
@@ -520,11 +524,11 @@ void Origin::Start(const fs::path& dir) {
   https_ = static_cast<int>(ports.Num("https").value_or(0));
   silent_ = static_cast<int>(ports.Num("silent").value_or(0));
   reset_ = static_cast<int>(ports.Num("reset").value_or(0));
+  http_ = static_cast<int>(ports.Num("http").value_or(0));
   ASSERT_GT(https_, 0);
   Json certs = Json::Parse(ReadFile(dir_ / "certs.json"));
   ASSERT_TRUE(certs.ok()) << certs.error();
-  for (auto [k, v] : certs.root().get_object().value_unsafe())
-    certs_[std::string(k)] = CertFrom(v);
+  for (auto [k, v] : certs.root().get_object().value_unsafe()) certs_[std::string(k)] = CertFrom(v);
 }
 
 std::optional<int> Origin::Stop() {
@@ -612,13 +616,16 @@ const CertInfo& Origin::Cert(const std::string& name) const {
   return it->second;
 }
 
-CertInfo Origin::MakeCert(const std::string& cn, const std::string& file_stem, bool expired,
-                          bool self_signed, bool rsa) {
-  std::vector<std::string> argv = {POSH_IT_PYTHON, ORIGIN_PY, "make-cert", "--dir", dir_.string(),
-                                   cn, (dir_ / "certs" / (file_stem + ".pem")).string()};
-  if (expired) argv.push_back("--expired");
-  if (self_signed) argv.push_back("--self-signed");
-  if (rsa) argv.push_back("--rsa");
+CertInfo Origin::MakeCert(const std::string& cn, const std::string& file_stem,
+                          const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {POSH_IT_PYTHON,
+                                   ORIGIN_PY,
+                                   "make-cert",
+                                   "--dir",
+                                   dir_.string(),
+                                   cn,
+                                   (dir_ / "certs" / (file_stem + ".pem")).string()};
+  argv.insert(argv.end(), flags.begin(), flags.end());
   RunResult r = Run(argv, dir_, 60s);
   EXPECT_EQ(r.status, 0) << r.Describe();
   Json j = Json::Parse(r.out);
@@ -628,8 +635,8 @@ CertInfo Origin::MakeCert(const std::string& cn, const std::string& file_stem, b
 }
 
 std::string Origin::Log() const {
-  return ReadFile(dir_ / "origin.log") + "--- requests ---\n" +
-         ReadFile(dir_ / "requests.jsonl") + "--- routes ---\n" + ReadFile(dir_ / "routes.json");
+  return ReadFile(dir_ / "origin.log") + "--- requests ---\n" + ReadFile(dir_ / "requests.jsonl") +
+         "--- routes ---\n" + ReadFile(dir_ / "routes.json");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,8 +650,8 @@ static std::string Num(double v) {
 }
 
 std::vector<std::string> Daemon::Argv(const fs::path& dir, const Origin& origin,
-                                      const std::vector<std::string>& extra,
-                                      double fetch_timeout) {
+                                      const std::vector<std::string>& extra, double fetch_timeout,
+                                      bool catch_all, const std::optional<fs::path>& ca_file) {
   std::vector<std::string> a = {
       POSHD_PATH,
       "--socket",
@@ -652,18 +659,21 @@ std::vector<std::string> Daemon::Argv(const fs::path& dir, const Origin& origin,
       "--state-dir",
       (dir / "state").string(),
       "--ca-file",
-      origin.ca_file().string(),
+      ca_file.value_or(origin.ca_file()).string(),
       "--connect-to",
       "never.example.test:443:127.0.0.1:" + std::to_string(origin.silent_port()),
       "--connect-to",
       "reset.example.test:443:127.0.0.1:" + std::to_string(origin.reset_port()),
-      "--connect-to",
-      "::127.0.0.1:" + std::to_string(origin.https_port()),
-      "--fetch-timeout",
-      Num(fetch_timeout),
-      "--log-level",
-      "debug",
   };
+  if (catch_all) {
+    // Plain http: (port 80) goes to the origin's plain-HTTP port, so that a client following
+    // an http: URL is seen there (tests assert it never is).
+    a.push_back("--connect-to");
+    a.push_back(":80:127.0.0.1:" + std::to_string(origin.http_port()));
+    a.push_back("--connect-to");
+    a.push_back("::127.0.0.1:" + std::to_string(origin.https_port()));
+  }
+  a.insert(a.end(), {"--fetch-timeout", Num(fetch_timeout), "--log-level", "debug"});
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -679,8 +689,8 @@ static bool SocketAccepts(const fs::path& p) {
   return ok;
 }
 
-bool Daemon::Start(const fs::path& dir, const Origin& origin,
-                   const std::vector<std::string>& extra, double fetch_timeout, std::string* why) {
+bool Daemon::Start(const fs::path& dir, const Origin& origin, const std::vector<std::string>& extra,
+                   double fetch_timeout, std::string* why) {
   dir_ = dir;
   socket_ = dir / "poshd.sock";
   state_dir_ = dir / "state";
@@ -691,7 +701,7 @@ bool Daemon::Start(const fs::path& dir, const Origin& origin,
   SpawnOptions so;
   so.stdout_path = log_;
   so.stderr_path = log_;
-  proc_ = Spawn(Argv(dir, origin, extra, fetch_timeout), so);
+  proc_ = Spawn(Argv(dir, origin, extra, fetch_timeout, catch_all_connect_to, ca_file), so);
   if (!proc_.valid()) {
     if (why) *why = "spawn failed";
     return false;
@@ -731,7 +741,8 @@ std::string Daemon::Log() const {
 // Fixture
 
 std::string CtlResult::Describe() const {
-  return "poshctl " + run.Describe() + (json.ok() ? "" : "\n(stdout is not JSON: " + json.error() + ")");
+  return "poshctl " + run.Describe() +
+         (json.ok() ? "" : "\n(stdout is not JSON: " + json.error() + ")");
 }
 
 void PoshTest::SetUp() {
@@ -775,13 +786,12 @@ CtlResult PoshTest::Ctl(const std::vector<std::string>& args, std::chrono::milli
   return CtlRaw(a, timeout, env);
 }
 
-CtlResult PoshTest::CtlRaw(const std::vector<std::string>& args,
-                           std::chrono::milliseconds timeout,
+CtlResult PoshTest::CtlRaw(const std::vector<std::string>& args, std::chrono::milliseconds timeout,
                            const std::map<std::string, std::optional<std::string>>& env) {
   std::vector<std::string> a = {POSHCTL_PATH};
   a.insert(a.end(), args.begin(), args.end());
   CtlResult r;
-  r.run = Run(a, dir(), timeout, env);
+  r.run = posh_it::Run(a, dir(), timeout, env);
   r.json = Json::Parse(r.run.out);
   return r;
 }

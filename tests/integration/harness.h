@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <simdjson.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -10,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <simdjson.h>
 #include <string>
 #include <vector>
 
@@ -23,6 +23,8 @@ using Clock = std::chrono::steady_clock;
 inline constexpr const char* kRfcPath = "/.well-known/posh/xmpp-server.json";
 inline constexpr const char* kDraftPath = "/.well-known/posh._xmpp-server._tcp.json";
 
+const char* PoshdPath();    // the poshd binary under test
+const char* PoshctlPath();  // the poshctl binary under test
 std::string ReadFile(const fs::path& p);
 void WriteFile(const fs::path& p, const std::string& data);  // atomic (temp + rename)
 std::string JsonEscape(const std::string& s);                // returns a quoted JSON string
@@ -133,13 +135,14 @@ std::optional<double> NumOf(simdjson::dom::element e, const char* key);
 struct Route {
   int status = 200;
   std::map<std::string, std::string> headers;
-  std::optional<std::string> body;       // text (UTF-8)
-  std::optional<std::string> body_b64;   // raw bytes (base64)
-  std::optional<long long> body_size;    // generated filler bytes
+  std::optional<std::string> body;      // text (UTF-8)
+  std::optional<std::string> body_b64;  // raw bytes (base64)
+  std::optional<long long> body_size;   // generated filler bytes
   double delay_before_headers = 0;
   long long trickle = 0;  // bytes per second, 0 = off
   bool close_mid_body = false;
   bool hang = false;
+  bool no_content_length = false;  // close-delimited body
   std::string content_type = "application/json";
 
   static Route Json(std::string body, int status = 200);
@@ -175,6 +178,7 @@ class Origin {
   int https_port() const { return https_; }
   int silent_port() const { return silent_; }
   int reset_port() const { return reset_; }
+  int http_port() const { return http_; }  // plain HTTP, same routes
   fs::path ca_file() const { return dir_ / "ca.pem"; }
   const fs::path& dir() const { return dir_; }
 
@@ -190,16 +194,17 @@ class Origin {
   int Total() const;
 
   const CertInfo& Cert(const std::string& name) const;  // xmpp, other, expired-leaf, rsa, ...
-  // Generates an extra leaf certificate (make-cert mode).
-  CertInfo MakeCert(const std::string& cn, const std::string& file_stem, bool expired = false,
-                    bool self_signed = false, bool rsa = false);
+  // Generates an extra leaf certificate DIR/certs/STEM.pem (make-cert mode). Flags:
+  // --expired, --self-signed, --rsa, --key KEY.pem (reuse a key), --valid-seconds N.
+  CertInfo MakeCert(const std::string& cn, const std::string& file_stem,
+                    const std::vector<std::string>& flags = {});
   std::string Log() const;
 
  private:
   void WriteRoutes();
   fs::path dir_;
   Process proc_;
-  int https_ = 0, silent_ = 0, reset_ = 0;
+  int https_ = 0, silent_ = 0, reset_ = 0, http_ = 0;
   std::map<std::string, std::string> routes_;  // key -> route JSON
   std::map<std::string, CertInfo> certs_;
 };
@@ -213,11 +218,17 @@ class Daemon {
   bool Start(const fs::path& dir, const Origin& origin, const std::vector<std::string>& extra,
              double fetch_timeout = 3, std::string* why = nullptr);
   static std::vector<std::string> Argv(const fs::path& dir, const Origin& origin,
-                                       const std::vector<std::string>& extra,
-                                       double fetch_timeout);
+                                       const std::vector<std::string>& extra, double fetch_timeout,
+                                       bool catch_all = true,
+                                       const std::optional<fs::path>& ca_file = std::nullopt);
   std::optional<int> Stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // When false, Argv omits the catch-all `--connect-to ::127.0.0.1:PORT` (R8 tests).
+  bool catch_all_connect_to = true;
+  // When set, replaces the origin's CA as --ca-file.
+  std::optional<fs::path> ca_file;
   bool Running() { return proc_.valid() && proc_.Running(); }
   void Signal(int sig) { proc_.Signal(sig); }
+  std::optional<int> Wait(std::chrono::milliseconds timeout) { return proc_.Wait(timeout); }
   const fs::path& socket() const { return socket_; }
   const fs::path& state_dir() const { return state_dir_; }
   std::string Log() const;
@@ -286,8 +297,8 @@ void ExpectLookupStatus(const CtlResult& r, const std::string& status, int exit_
 
 }  // namespace posh_it
 
-#define POSH_EXPECT_STATUS(r, st, code)                               \
-  do {                                                                \
-    SCOPED_TRACE((r).Describe());                                     \
-    ::posh_it::ExpectLookupStatus((r), (st), (code));                 \
+#define POSH_EXPECT_STATUS(r, st, code)               \
+  do {                                                \
+    SCOPED_TRACE((r).Describe());                     \
+    ::posh_it::ExpectLookupStatus((r), (st), (code)); \
   } while (0)

@@ -3,6 +3,7 @@
 
     posh_origin.py serve --dir DIR [--names NAME...] [--routes FILE] [--log FILE]
     posh_origin.py make-cert --dir DIR NAME OUT.pem [--expired] [--self-signed] [--rsa]
+                             [--key KEY.pem] [--valid-seconds N]
 
 `serve` generates into DIR:
   ca.pem / ca.key          the test CA (give ca.pem to poshd --ca-file)
@@ -10,7 +11,7 @@
   certs/NAME.pem|.der|.key leaf certificates for verify/publish tests, described in certs.json
                            (der_b64, sha-1/224/256/384/512 base64, not_after, jwk, jwk_x5c)
 then listens on 127.0.0.1 (ephemeral ports) and, when ready, writes DIR/ports.json atomically:
-  {"https": P, "silent": P2, "reset": P3, "pid": PID}   (and DIR/port with the https port)
+  {"https": P, "silent": P2, "reset": P3, "http": P4, "pid": PID}  (DIR/port: the https port)
   https   TLS origin; the certificate is chosen by SNI:
             expired.example.test    expired certificate from the test CA
             wrongname.example.test  valid certificate for wrongname.invalid only
@@ -18,6 +19,7 @@ then listens on 127.0.0.1 (ephemeral ports) and, when ready, writes DIR/ports.js
             anything else           the default certificate
   silent  accepts TCP connections and never sends a byte
   reset   accepts, reads the ClientHello, then resets the connection (RST)
+  http    the same routes over plain HTTP (to catch a client that follows http: URLs)
 
 Routes: DIR/routes.json (or --routes), re-read on every request (write it atomically:
 temporary file + rename). An object keyed by HOST + PATH, e.g.
@@ -292,6 +294,15 @@ class Origin:
             self.parked.append(s)
 
     # -- connection handling
+    def handle_plain(self, raw, port):
+        raw.settimeout(10)
+        try:
+            self.serve_http(raw, port)
+        except (OSError, ValueError):
+            pass
+        finally:
+            close_quietly(raw)
+
     def handle_tls(self, raw, ctx, port):
         raw.settimeout(10)
         try:
@@ -446,9 +457,9 @@ def serve(args):
 
     default_ctx.sni_callback = sni_callback
 
-    https, silent, reset = listener(), listener(), listener()
+    https, silent, reset, plain = listener(), listener(), listener(), listener()
     ports = {"https": https.getsockname()[1], "silent": silent.getsockname()[1],
-             "reset": reset.getsockname()[1], "pid": os.getpid()}
+             "reset": reset.getsockname()[1], "http": plain.getsockname()[1], "pid": os.getpid()}
 
     def on_term(_sig, _frm):
         STOP.set()
@@ -466,7 +477,7 @@ def serve(args):
     sys.stderr.write("posh_origin: ready %s\n" % json.dumps(ports))
     sys.stderr.flush()
 
-    socks = [https, silent, reset]
+    socks = [https, silent, reset, plain]
     while not STOP.is_set():
         try:
             ready, _, _ = select.select(socks, [], [], 0.2)
@@ -484,6 +495,9 @@ def serve(args):
                 t = threading.Thread(target=origin.handle_tls, args=(s, default_ctx, ports["https"]),
                                      daemon=True)
                 t.start()
+            elif ls is plain:
+                threading.Thread(target=origin.handle_plain, args=(s, ports["http"]),
+                                 daemon=True).start()
             elif ls is silent:
                 origin.record(host=None, path=None, method=None, sni=None, port=ports["silent"])
                 origin.park(s)
@@ -504,10 +518,16 @@ def make_cert_cmd(args):
         issuer = None
     else:
         issuer = load_ca(directory)
-    k = new_key(args.rsa)
+    if args.key:
+        with open(args.key, "rb") as f:
+            k = serialization.load_pem_private_key(f.read(), None)
+    else:
+        k = new_key(args.rsa)
     extra = {}
     if args.expired:
         extra = {"not_before": NOW - 60 * DAY, "not_after": NOW - DAY}
+    elif args.valid_seconds is not None:
+        extra = {"not_before": NOW - DAY, "not_after": NOW + datetime.timedelta(seconds=args.valid_seconds)}
     c = make_cert(args.name, k, issuer, names=[args.name], **extra)
     stem = args.out[:-4] if args.out.endswith(".pem") else args.out
     write_leaf(c, k, stem, chain=[issuer[0]] if issuer else None)
@@ -530,6 +550,8 @@ def main():
     m.add_argument("--expired", action="store_true")
     m.add_argument("--self-signed", action="store_true")
     m.add_argument("--rsa", action="store_true")
+    m.add_argument("--key", help="reuse this private key (PEM) instead of generating one")
+    m.add_argument("--valid-seconds", type=int, help="notAfter = now + N seconds")
     args = ap.parse_args()
     if args.cmd == "serve":
         return serve(args)

@@ -175,6 +175,21 @@ class Origin:
 # ---------------------------------------------------------------------------------------
 # Daemon
 
+PRIVATE_CHANNEL = [("grpc.use_local_subchannel_pool", 1)]
+
+
+def health_serving(socket_path, timeout):
+    """grpc.health.v1.Health/Check with raw bytes (no stubs needed): SERVING?"""
+    import grpc
+    ch = grpc.insecure_channel("unix:" + socket_path, options=PRIVATE_CHANNEL)
+    try:
+        check = ch.unary_unary("/grpc.health.v1.Health/Check")
+        return check(b"", timeout=timeout) == b"\x08\x01"  # status: SERVING
+    except grpc.RpcError:
+        return False
+    finally:
+        ch.close()
+
 
 class Daemon:
     """One poshd on a unix socket, every name routed to the test origin."""
@@ -211,21 +226,17 @@ class Daemon:
         return self
 
     def wait_ready(self, timeout=20):
+        """Ready = this process printed "listening on" and answers Health/Check SERVING on a
+        fresh connection (a private subchannel pool: gRPC Python otherwise shares a
+        subchannel that may still look READY after the previous daemon was killed)."""
         import grpc
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("poshd exited with %s; log:\n%s" % (self.proc.returncode,
                                                                      self.log_text()[-4000:]))
-            if os.path.exists(self.socket):
-                ch = grpc.insecure_channel("unix:" + self.socket)
-                try:
-                    grpc.channel_ready_future(ch).result(timeout=0.5)
-                    return
-                except grpc.FutureTimeoutError:
-                    pass
-                finally:
-                    ch.close()
+            if "listening on" in self.log_text() and health_serving(self.socket, 1.0):
+                return
             time.sleep(0.05)
         raise RuntimeError("poshd not ready after %ss" % timeout)
 

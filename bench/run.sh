@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# bench/run.sh: poshd's benchmarks (issue 6), one command:
+#
+#   bench/run.sh [--write-doc]
+#
+# Builds poshd, poshctl, posh_load and micro_bench (Release, in build-bench-release/),
+# generates a CA and a *.bench.test certificate, starts an nginx origin on loopback that
+# serves an RFC 7711 document with two fingerprints for any host (plus slow.bench.test,
+# proxied to a python origin that waits before answering), starts poshd against it, and runs:
+#   0. micro-benchmarks (Google Benchmark)
+#   1. cached Lookup vs the grpc.health.v1.Health/Check floor at 1/16/64 callers
+#   2. cached Verify (two-certificate chain) vs the same floor
+#   3. cold retrievals: 1 000 (and 10 000) distinct domains vs curl --parallel --parallel-max 100
+#   4. coalescing: 1 000 concurrent lookups of one slow uncached domain
+#   5. memory: RSS per cached entry at 100 000 entries
+#   6. restart: start-to-ready with the 100 000-entry snapshot
+# Prints a results table (and with --write-doc replaces the generated block of
+# docs/BENCHMARKS.md). Every figure is compared with a baseline measured in this run.
+#
+# Environment: BUILD_DIR, BUILD_TYPE (Release), BENCH_REPS (5), BENCH_SECONDS (3),
+# COLD_REPS (3), BIG_COLD (10000; 0 skips), MEM_ENTRIES (100000), KEEP_WORK=1 keeps the
+# scratch directory, QUICK=1 for a short smoke run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench-release}
+BUILD_TYPE=${BUILD_TYPE:-Release}
+REPS=${BENCH_REPS:-5}
+SECS=${BENCH_SECONDS:-3}
+COLD_REPS=${COLD_REPS:-3}
+BIG_COLD=${BIG_COLD:-10000}
+MEM_ENTRIES=${MEM_ENTRIES:-100000}
+SLOW_DELAY=${SLOW_DELAY:-1.0}
+if [ "${QUICK:-0}" = 1 ]; then
+  REPS=1 SECS=1 COLD_REPS=1 BIG_COLD=0 MEM_ENTRIES=5000
+fi
+WRITE_DOC=0
+[ "${1:-}" = "--write-doc" ] && WRITE_DOC=1
+# BENCH_ONLY: space-separated subset of "micro rpc cold coalesce memory" (default: all).
+ONLY=${BENCH_ONLY:-micro rpc cold coalesce memory}
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+
+for tool in nginx openssl curl python3 cmake; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is required (scripts/install-deps.sh)"; exit 1; }
+done
+NGINX=$(command -v nginx)
+
+# ---- build
+echo "== build ($BUILD_TYPE, $BUILD_DIR)"
+# -Wno-error=restrict: GCC 12 reports a false -Wrestrict in optimised builds of
+# daemon/fetch/url.cc (std::string assignment inlined); it stays a warning here.
+cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DPOSH_BUILD_TESTS=OFF \
+  -DPOSH_BUILD_BENCH=ON -DCMAKE_CXX_FLAGS=-Wno-error=restrict >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target poshd poshctl posh_load micro_bench >/dev/null
+POSHD=$BUILD_DIR/daemon/server/poshd
+POSHCTL=$BUILD_DIR/client-lib/poshctl
+LOAD=$BUILD_DIR/bench/posh_load
+MICRO=$BUILD_DIR/bench/micro_bench
+
+WORK=$(mktemp -d /tmp/poshbench.XXXXXX)
+chmod 755 "$WORK"  # nginx workers (nobody) read the documents and certificates
+RES=$WORK/results.txt
+: >"$RES"
+POSHD_PID=
+SLOW_PID=
+cleanup() {
+  set +e
+  [ -n "$POSHD_PID" ] && kill -TERM "$POSHD_PID" 2>/dev/null && wait "$POSHD_PID" 2>/dev/null
+  [ -f "$WORK/nginx/nginx.pid" ] && kill -QUIT "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null
+  [ -n "$SLOW_PID" ] && kill "$SLOW_PID" 2>/dev/null && wait "$SLOW_PID" 2>/dev/null
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "scratch kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+stat_field() { "$POSHCTL" --socket "$SOCK" --json stats | python3 -c "import json,sys;print(json.load(sys.stdin)['$1'])"; }
+
+# ---- certificates and the document
+echo "== certificates, origin"
+cd "$WORK"
+{
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+    -days 30 -subj "/CN=poshd bench CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign"
+  mkcert() {  # name, subjectAltName
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" \
+      -out "$1.csr" -subj "/CN=$2"
+    printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$3" >"$1.ext"
+    openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile "$1.ext" -out "$1.pem"
+  }
+  mkcert server "*.bench.test" "DNS:*.bench.test,DNS:bench.test"
+  mkcert leaf "xmpp.bench.test" "DNS:xmpp.bench.test"
+  mkcert next "xmpp.bench.test" "DNS:xmpp.bench.test"
+  openssl x509 -in leaf.pem -outform DER -out leaf.der
+  openssl x509 -in ca.pem -outform DER -out ca.der
+} >"$WORK/openssl.log" 2>&1
+"$POSHCTL" publish leaf.pem next.pem --format rfc7711 --expires 86400 >doc.json
+python3 -c "import json;d=json.load(open('doc.json'));assert len(d['fingerprints'])==2, d"
+
+# ---- origins: nginx (any host) and a slow python origin behind it (slow.bench.test)
+PORT=$(free_port)
+SLOW_PORT=$(free_port)
+cat >slow_origin.py <<'EOF'
+import http.server, sys, time
+port, delay, body, log = int(sys.argv[1]), float(sys.argv[2]), open(sys.argv[3], 'rb').read(), sys.argv[4]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def do_GET(self):
+        t = time.time()
+        time.sleep(delay)
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        with open(log, 'a') as f:
+            f.write('%.6f %.6f %s %s\n' % (t, time.time(), self.headers.get('Host'), self.path))
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', port), H).serve_forever()
+EOF
+: >slow.log
+python3 slow_origin.py "$SLOW_PORT" "$SLOW_DELAY" doc.json "$WORK/slow.log" &
+SLOW_PID=$!
+mkdir -p nginx/tmp
+cat >nginx/nginx.conf <<EOF
+worker_processes 2;
+worker_rlimit_nofile 65536;
+error_log $WORK/nginx/error.log warn;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 30000; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/tmp/body;
+  proxy_temp_path $WORK/nginx/tmp/proxy;
+  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+  scgi_temp_path $WORK/nginx/tmp/scgi;
+  ssl_certificate $WORK/server.pem;
+  ssl_certificate_key $WORK/server.key;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  keepalive_timeout 10;
+  server {
+    listen 127.0.0.1:$PORT ssl default_server backlog=4096;
+    server_name _;
+    location = /.well-known/posh/xmpp-server.json {
+      default_type application/json;
+      alias $WORK/doc.json;
+    }
+    location / { return 404; }
+  }
+  server {
+    listen 127.0.0.1:$PORT ssl;
+    server_name slow.bench.test;
+    location / { proxy_pass http://127.0.0.1:$SLOW_PORT; }
+  }
+}
+EOF
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+for _ in $(seq 100); do
+  curl -sf --cacert ca.pem --connect-to "::127.0.0.1:$PORT" \
+    https://probe.bench.test/.well-known/posh/xmpp-server.json >/dev/null && break
+  sleep 0.05
+done
+
+SOCK=$WORK/poshd.sock
+start_poshd() {  # extra poshd flags; sets POSHD_PID and READY_MS (epoch ms of the first SERVING)
+  "$POSHD" --socket "$SOCK" --ca-file "$WORK/ca.pem" --connect-to "::127.0.0.1:$PORT" \
+    --allow-private-addresses --log-level warn --snapshot-interval 0 --max-entries 400000 \
+    "$@" >>"$WORK/poshd.out" 2>>"$WORK/poshd.log" &
+  POSHD_PID=$!
+  READY_MS=$("$LOAD" --socket "$SOCK" --mode wait --timeout 60 | sed -n 's/^READY epoch_ms=//p')
+}
+stop_poshd() {
+  kill -TERM "$POSHD_PID"
+  wait "$POSHD_PID" || true
+  POSHD_PID=
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
+  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" | tee -a "$RES"
+echo "LOAD_START $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RES"
+
+# ---- 0. micro-benchmarks
+if want micro; then
+  echo "== micro-benchmarks"
+  "$MICRO" --benchmark_min_time=0.2 --benchmark_repetitions=3 \
+  --benchmark_report_aggregates_only=true --benchmark_format=csv 2>/dev/null |
+  awk -F, '/_median"?,/ {gsub(/"/,"",$1); printf "MICRO name=%s real_ns=%.1f cpu_ns=%.1f\n", $1, $3, $4}' |
+  tee -a "$RES"
+fi
+
+# ---- 1+2. cached Lookup / Verify vs the Health/Check floor (interleaved repetitions)
+echo "== cached Lookup / Verify vs Health/Check floor ($REPS x ${SECS}s per point)"
+start_poshd
+"$POSHCTL" --socket "$SOCK" lookup xmpp.bench.test >/dev/null
+# Finest interleaving: for each concurrency, repetition after repetition of health, lookup,
+# verify back to back, so each ratio compares runs a few seconds apart.
+for c in $(want rpc && echo 1 16 64); do
+  for rep in $(seq "$REPS"); do
+    for mode in health lookup verify; do
+      "$LOAD" --socket "$SOCK" --mode "$mode" --concurrency "$c" --reps 1 --seconds "$SECS" \
+        --warmup 0.3 --domain xmpp.bench.test --chain "$WORK/leaf.der,$WORK/ca.der" \
+        --server-pid "$POSHD_PID" 2>/dev/null | sed "s/^RESULT /RESULT rep=$rep /" | tee -a "$RES"
+    done
+  done
+done
+
+# ---- 3. cold retrievals vs curl
+cold_round() {  # n, tag
+  local n=$1 tag=$2 f0 f1 t0 t1
+  python3 - "$n" "$tag" "$PORT" >"$WORK/curl-$tag.cfg" <<'EOF'
+import sys
+n, tag = int(sys.argv[1]), sys.argv[2]
+for i in range(n):
+    print('url = "https://%s-%d.bench.test/.well-known/posh/xmpp-server.json"' % (tag + 'c', i))
+    print('output = "/dev/null"')
+EOF
+  t0=$(date +%s%N)
+  curl -s --no-progress-meter --parallel --parallel-max 100 --cacert "$WORK/ca.pem" --connect-to "::127.0.0.1:$PORT" \
+    -K "$WORK/curl-$tag.cfg" -w '%{http_code}\n' >"$WORK/curl-$tag.codes"
+  t1=$(date +%s%N)
+  echo "CURL n=$n wall_ms=$(((t1 - t0) / 1000000)) ok=$(grep -c '^200$' "$WORK/curl-$tag.codes")" | tee -a "$RES"
+  f0=$(stat_field fetches)
+  "$LOAD" --socket "$SOCK" --mode burst --count "$n" --pattern "${tag}p-%d.bench.test" \
+    --timeout 120 --server-pid "$POSHD_PID" | sed "s/\$/ fetches=FETCHES/" >"$WORK/burst.txt" || true
+  f1=$(stat_field fetches)
+  sed "s/FETCHES/$((f1 - f0))/" "$WORK/burst.txt" | tee -a "$RES"
+}
+echo "== cold retrievals"
+if want cold; then
+  for rep in $(seq "$COLD_REPS"); do cold_round 1000 "r$rep"; done
+  if [ "$BIG_COLD" -gt 0 ]; then cold_round "$BIG_COLD" big; fi
+fi
+
+# ---- 4. coalescing
+if want coalesce; then
+echo "== coalescing (origin delay ${SLOW_DELAY}s)"
+f0=$(stat_field fetches)
+c0=$(stat_field coalesced)
+"$LOAD" --socket "$SOCK" --mode burst --count 1000 --domain slow.bench.test --timeout 60 >"$WORK/coal.txt"
+f1=$(stat_field fetches)
+c1=$(stat_field coalesced)
+read -r t_req t_resp _ <"$WORK/slow.log"
+echo "COALESCE $(cat "$WORK/coal.txt") fetches=$((f1 - f0)) coalesced=$((c1 - c0))" \
+  "origin_requests=$(wc -l <"$WORK/slow.log") origin_req_epoch=$t_req origin_resp_epoch=$t_resp" | tee -a "$RES"
+fi
+stop_poshd
+
+# ---- 5. memory per cached entry
+if want memory; then
+echo "== memory ($MEM_ENTRIES entries)"
+mkdir -p "$WORK/state"
+start_poshd --state-dir "$WORK/state"
+"$LOAD" --socket "$SOCK" --mode health --concurrency 4 --reps 1 --seconds 0.5 --warmup 0 >/dev/null 2>&1
+"$POSHCTL" --socket "$SOCK" lookup xmpp.bench.test >/dev/null
+sleep 0.5
+rss0=$(rss_kib "$POSHD_PID")
+"$LOAD" --socket "$SOCK" --mode burst --count "$MEM_ENTRIES" --pattern "m-%d.bench.test" \
+  --max-outstanding 1000 --timeout 120 | tee "$WORK/fill.txt"
+sleep 1
+rss1=$(rss_kib "$POSHD_PID")
+entries=$(stat_field entries)
+echo "MEMORY mode=filled rss_empty_kib=$rss0 rss_full_kib=$rss1 entries=$entries" | tee -a "$RES"
+t0=$(now_ms)
+stop_poshd
+echo "SHUTDOWN ms=$(($(now_ms) - t0)) snapshot_bytes=$(stat -c %s "$WORK/state/cache.snapshot")" | tee -a "$RES"
+
+# ---- 6. restart with the snapshot (and, as the baseline, with an empty state dir)
+echo "== restart"
+mkdir -p "$WORK/empty-state"
+for rep in 1 2 3; do
+  t0=$(now_ms)
+  start_poshd --state-dir "$WORK/empty-state"
+  echo "RESTART kind=empty ms=$((READY_MS - t0)) rss_kib=$(rss_kib "$POSHD_PID")" | tee -a "$RES"
+  rm -f "$WORK/empty-state/cache.snapshot"
+  kill -KILL "$POSHD_PID"; wait "$POSHD_PID" 2>/dev/null || true; POSHD_PID=
+  rm -f "$SOCK"
+  t0=$(now_ms)
+  start_poshd --state-dir "$WORK/state"
+  sleep 0.3
+  echo "RESTART kind=snapshot ms=$((READY_MS - t0)) rss_kib=$(rss_kib "$POSHD_PID") entries=$(stat_field entries)" | tee -a "$RES"
+  # SIGKILL: keep the snapshot file exactly as written once (no rewrite per round).
+  kill -KILL "$POSHD_PID"; wait "$POSHD_PID" 2>/dev/null || true; POSHD_PID=
+  rm -f "$SOCK"
+done
+fi
+echo "LOAD_END $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RES"
+
+# ---- summary
+CMD="bench/run.sh${1:+ $1}"
+python3 "$ROOT/bench/summarize.py" "$RES" "$CMD" >"$WORK/summary.md"
+cat "$WORK/summary.md"
+if [ "$WRITE_DOC" = 1 ]; then
+  python3 "$ROOT/bench/summarize.py" --splice "$ROOT/docs/BENCHMARKS.md" "$WORK/summary.md"
+  echo "docs/BENCHMARKS.md updated"
+fi
+cp "$RES" "$ROOT/bench/last-results.txt" 2>/dev/null || true

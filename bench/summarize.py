@@ -1,0 +1,231 @@
+#!/usr/bin/python3
+"""Summarises bench/run.sh's raw results (KEY k=v ... lines) into a Markdown table.
+
+    summarize.py RESULTS.txt "COMMAND"            -> Markdown on stdout
+    summarize.py --splice docs/BENCHMARKS.md SUMMARY.md
+        replaces the text between <!-- results:begin --> and <!-- results:end -->
+"""
+import statistics
+import sys
+
+
+def parse(path):
+    rows = []
+    for line in open(path):
+        parts = line.split()
+        if not parts or not parts[0].isupper():
+            continue
+        kv = {}
+        for p in parts[1:]:
+            if '=' in p:
+                k, v = p.split('=', 1)
+                try:
+                    kv[k] = float(v)
+                except ValueError:
+                    kv[k] = v
+        rows.append((parts[0], kv, line.rstrip('\n')))
+    return rows
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float('nan')
+
+
+def verdict(ok):
+    return 'PASS' if ok else 'MISS'
+
+
+def summarize(path, command):
+    rows = parse(path)
+    out = []
+    w = out.append
+    machine = [l for k, _, l in rows if l.startswith('machine:')]
+    with open(path) as f:
+        for line in f:
+            if line.startswith('machine:'):
+                machine = [line.strip()]
+    load = {k: l.split(' ', 1)[1] for k, _, l in rows if k in ('LOAD_START', 'LOAD_END')}
+    w('Command: `%s`  ' % command)
+    w('%s  ' % (machine[0] if machine else 'machine: ?'))
+    w('Load average (1/5/15 min) at start: %s, at end: %s' %
+      (load.get('LOAD_START', '?'), load.get('LOAD_END', '?')))
+    w('')
+
+    # ---- closed loop
+    res = {}
+    for k, kv, _ in rows:
+        if k == 'RESULT':
+            res.setdefault((kv['mode'], int(kv['c'])), []).append(kv)
+    if res:
+        reps = max(len(v) for v in res.values())
+        w('### 1-2. Cached Lookup and Verify vs the Health/Check floor')
+        w('')
+        w('Medians of %d interleaved repetitions (health, lookup, verify in turn). "ratio" = '
+          'median throughput / median floor throughput; "paired" = median of the per-repetition '
+          'ratios. Client and server CPU in cores (the machine has 2); "server CPU µs/RPC" = poshd CPU '
+          'time per answered RPC (less sensitive to the machine\'s other load than req/s), "vs '
+          'floor" = that cost over the floor\'s.' % reps)
+        w('')
+        w('| RPC | callers | req/s | ratio | paired | p50 µs | p99 µs | client CPU | server CPU | server CPU µs/RPC | vs floor |')
+        w('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+        for mode in ('health', 'lookup', 'verify'):
+            for c in (1, 16, 64):
+                v = res.get((mode, c))
+                if not v:
+                    continue
+                floor = res.get(('health', c), [])
+                rps = med([x['rps'] for x in v])
+                ratio = rps / med([x['rps'] for x in floor]) if floor else float('nan')
+                paired = med([a['rps'] / b['rps'] for a, b in zip(v, floor) if b['rps'] > 0])
+                cost = med([x['server_cores'] * 1e6 / x['rps'] for x in v if x['rps'] > 0])
+                fcost = med([x['server_cores'] * 1e6 / x['rps'] for x in floor if x['rps'] > 0])
+                w('| %s | %d | %.0f | %.2f | %.2f | %.0f | %.0f | %.2f | %.2f | %.1f | %.2f |' % (
+                    mode, c, rps, ratio, paired, med([x['p50_us'] for x in v]),
+                    med([x['p99_us'] for x in v]), med([x['client_cores'] for x in v]),
+                    med([x['server_cores'] for x in v]), cost, cost / fcost if fcost else float('nan')))
+        bad = sum(x.get('bad', 0) + x.get('rpc_errors', 0) for v in res.values() for x in v)
+        w('')
+        w('Unexpected answers or RPC errors: %d.' % bad)
+        w('')
+
+    # ---- targets
+    targets = []
+    def ratio_at(mode, c):
+        v, f = res.get((mode, c)), res.get(('health', c))
+        if not v or not f:
+            return float('nan')
+        return med([x['rps'] for x in v]) / med([x['rps'] for x in f])
+    if res:
+        r = ratio_at('lookup', 16)
+        targets.append(('Cached Lookup throughput at 16 / floor', '≥ 0.90×', '%.2f×' % r, r >= 0.9))
+        p99 = med([x['p99_us'] for x in res.get(('lookup', 16), [])])
+        fp99 = med([x['p99_us'] for x in res.get(('health', 16), [])])
+        targets.append(('Cached Lookup p99 at 16', '< 1 ms', '%.0f µs (floor: %.0f µs)' % (p99, fp99),
+                        p99 < 1000))
+        r = ratio_at('verify', 16)
+        targets.append(('Cached Verify throughput at 16 / floor', '≥ 0.70×', '%.2f×' % r, r >= 0.7))
+
+    # ---- cold
+    curls = [kv for k, kv, _ in rows if k == 'CURL']
+    bursts = [kv for k, kv, _ in rows if k == 'BURST']
+    if curls:
+        w('### 3. Cold retrievals (distinct uncached domains) vs curl --parallel --parallel-max 100')
+        w('')
+        w('| domains | round | curl wall ms | poshd wall ms | poshd / curl | poshd fetches | found | first answer ms | p50 answer ms | poshd CPU s | client CPU s |')
+        w('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+        by_n = {}
+        for i, (c, b) in enumerate(zip(curls, bursts)):
+            n = int(c['n'])
+            by_n.setdefault(n, []).append((c, b))
+            w('| %d | %d | %.0f | %.0f | %.2f | %d | %d | %.0f | %.0f | %.2f | %.2f |' % (
+                n, len(by_n[n]), c['wall_ms'], b['wall_ms'], b['wall_ms'] / c['wall_ms'],
+                b.get('fetches', -1), b['found'], b['first_ms'], b['p50_ms'],
+                b.get('server_cpu_s', 0), b.get('client_cpu_s', 0)))
+        w('')
+        for n, pairs in sorted(by_n.items()):
+            cw = med([c['wall_ms'] for c, _ in pairs])
+            pw = med([b['wall_ms'] for _, b in pairs])
+            fetch_ok = all(int(b.get('fetches', -1)) == n and int(b['found']) == n for _, b in pairs)
+            w('%d domains: median curl %.0f ms, median poshd %.0f ms, ratio %.2f; fetches == domains '
+              'and all found: %s.' % (n, cw, pw, pw / cw, 'yes' if fetch_ok else 'NO'))
+            targets.append(('Cold %d domains: poshd wall / curl wall' % n,
+                            '≤ 1.0×' if n == 1000 else '(report)', '%.2f×' % (pw / cw),
+                            (pw / cw <= 1.0 and fetch_ok) if n == 1000 else fetch_ok))
+        w('')
+
+    # ---- coalescing
+    co = [kv for k, kv, _ in rows if k == 'COALESCE']
+    if co:
+        c = co[0]
+        resp_ms = (c['origin_resp_epoch'] * 1000) - c['t0_epoch_ms']
+        req_ms = (c['origin_req_epoch'] * 1000) - c['t0_epoch_ms']
+        after = c['last_ms'] - resp_ms
+        w('### 4. Coalescing: 1 000 concurrent Lookups of one slow uncached domain')
+        w('')
+        w('| callers | fetches | coalesced | origin requests | origin got the request at | origin answered at | first answer | last answer | last answer − origin answer |')
+        w('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+        w('| %d | %d | %d | %d | %.0f ms | %.0f ms | %.0f ms | %.0f ms | %.1f ms |' % (
+            c['n'], c['fetches'], c['coalesced'], c['origin_requests'], req_ms, resp_ms,
+            c['first_ms'], c['last_ms'], after))
+        w('')
+        w('Times are from the moment the client started sending the 1 000 Lookups.')
+        w('')
+        targets.append(('Coalescing: fetches for 1 000 callers', '= 1', '%d' % c['fetches'],
+                        int(c['fetches']) == 1 and int(c['origin_requests']) == 1))
+        targets.append(('Coalescing: last answer after the origin answered', '(report)',
+                        '%.1f ms' % after, True))
+
+    # ---- memory / restart
+    mem = [kv for k, kv, _ in rows if k == 'MEMORY']
+    rs = [kv for k, kv, _ in rows if k == 'RESTART']
+    shut = [kv for k, kv, _ in rows if k == 'SHUTDOWN']
+    if mem:
+        m = mem[0]
+        per = (m['rss_full_kib'] - m['rss_empty_kib']) * 1024 / max(1, m['entries'])
+        empty = [x for x in rs if x['kind'] == 'empty']
+        snap = [x for x in rs if x['kind'] == 'snapshot']
+        w('### 5-6. Memory per cached entry and restart')
+        w('')
+        w('| measurement | value |')
+        w('|---|---:|')
+        w('| entries cached by Lookups (RFC 7711, two fingerprints) | %d |' % m['entries'])
+        w('| RSS of the daemon before the fill | %.1f MiB |' % (m['rss_empty_kib'] / 1024))
+        w('| RSS after the fill | %.1f MiB |' % (m['rss_full_kib'] / 1024))
+        w('| per entry, filled through Lookups | %.0f bytes |' % per)
+        per_load = float('nan')
+        if empty and snap:
+            e_rss = med([x['rss_kib'] for x in empty])
+            s_rss = med([x['rss_kib'] for x in snap])
+            n = med([x['entries'] for x in snap])
+            per_load = (s_rss - e_rss) * 1024 / max(1, n)
+            w('| RSS after start, empty state dir (median of %d) | %.1f MiB |' % (len(empty), e_rss / 1024))
+            w('| RSS after start with the snapshot, %d entries | %.1f MiB |' % (n, s_rss / 1024))
+            w('| per entry, loaded from the snapshot | %.0f bytes |' % per_load)
+            w('| start-to-ready, empty state dir (median) | %.0f ms |' % med([x['ms'] for x in empty]))
+            w('| start-to-ready with the %d-entry snapshot (median of %d) | %.0f ms |' % (
+                n, len(snap), med([x['ms'] for x in snap])))
+        if shut:
+            w('| shutdown incl. writing the snapshot | %.0f ms (%.1f MiB file) |' % (
+                shut[0]['ms'], shut[0]['snapshot_bytes'] / 1048576))
+        w('')
+        targets.append(('Memory per entry at %d entries (fill / snapshot load)' % m['entries'],
+                        '≤ 1024 B', '%.0f B / %.0f B' % (per, per_load), per <= 1024))
+        if snap:
+            ms = med([x['ms'] for x in snap])
+            targets.append(('Start-to-ready with the snapshot', '< 1 s', '%.0f ms' % ms, ms < 1000))
+
+    micro = [kv for k, kv, _ in rows if k == 'MICRO']
+    if micro:
+        w('### Micro-benchmarks (in process; median of 3)')
+        w('')
+        w('| benchmark | real ns | CPU ns |')
+        w('|---|---:|---:|')
+        for m in micro:
+            w('| %s | %.0f | %.0f |' % (str(m['name']).replace('_median', ''), m['real_ns'], m['cpu_ns']))
+        w('')
+
+    head = ['### Targets', '', '| target | goal | measured | |', '|---|---|---:|---|']
+    for name, goal, got, ok in targets:
+        head.append('| %s | %s | %s | %s |' % (name, goal, got, verdict(ok)))
+    head.append('')
+    return '\n'.join(out[:4] + head + out[4:]) + '\n'
+
+
+def splice(doc, summary):
+    text = open(doc).read()
+    begin, end = '<!-- results:begin -->', '<!-- results:end -->'
+    new = open(summary).read()
+    if begin in text and end in text:
+        a = text.index(begin) + len(begin)
+        b = text.index(end)
+        text = text[:a] + '\n' + new + text[b:]
+    else:
+        text += '\n' + begin + '\n' + new + end + '\n'
+    open(doc, 'w').write(text)
+
+
+if __name__ == '__main__':
+    if sys.argv[1] == '--splice':
+        splice(sys.argv[2], sys.argv[3])
+    else:
+        print(summarize(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else 'bench/run.sh'), end='')
