@@ -136,6 +136,9 @@ class CurlFetcher final : public Fetcher {
     curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
     curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlFetcher::TimerCallback);
     curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    // POSH origins are many and rarely revisited soon: keep a small idle connection cache
+    // (otherwise a burst of cold lookups leaves thousands of idle TLS connections open).
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 64L);
     timer_ = new uv_timer_t;
     uv_timer_init(loop_, timer_);
     timer_->data = this;

@@ -62,6 +62,7 @@ POSH (RFC 7711) resolution daemon for XMPP servers; gRPC API on a unix socket.
   --stale-ttl SECONDS            stale window after transient refresh failures (default 3600)
   --max-entries N                cache capacity (default 100000)
   --snapshot-interval SECONDS    periodic snapshot (default 300; 0 = only at shutdown)
+  --max-concurrent-retrievals N  retrievals running at once; more wait their turn (default 256)
   --allow-private-addresses      allow loopback/private/link-local targets (lifts R8)
   --log-level LEVEL              error, warn, info (default), debug
   --help, --version
@@ -129,6 +130,10 @@ Result<bool> ApplySetting(const std::string& key, const std::string& value, Daem
     auto n = ParseInt(key, value, 1, 100000000);
     if (!n) return Fail(n.error());
     o->max_entries = static_cast<size_t>(*n);
+  } else if (key == "max-concurrent-retrievals") {
+    auto n = ParseInt(key, value, 1, 100000);
+    if (!n) return Fail(n.error());
+    o->service.max_concurrent_retrievals = static_cast<size_t>(*n);
   } else if (key == "snapshot-interval") {
     auto s = seconds(86400);
     if (!s) return Fail(s.error());

@@ -216,6 +216,51 @@ TEST_F(ServiceTest, RefreshFlagBypassesCache) {
   EXPECT_EQ(a.entry->expires_at_ms, kT0 + 500 * 1000);
 }
 
+TEST_F(ServiceTest, R7_RetrievalsBeyondTheCapWaitTheirTurn) {
+  // A second service on the same loop with a cap of 2 concurrent retrievals.
+  ServiceOptions capped = options_;
+  capped.max_concurrent_retrievals = 2;
+  FakeFetcher* fetcher = nullptr;
+  cache::Store store(100);
+  PoshService service(loop_, store, clock_, capped, [&](uv_loop_t*) {
+    auto f = std::make_unique<FakeFetcher>(loop_);
+    fetcher = f.get();
+    return f;
+  });
+  std::promise<void> started;
+  loop_.Post([&] {
+    service.StartOnLoop();
+    started.set_value();
+  });
+  started.get_future().wait();
+  std::vector<std::future<LookupAnswer>> answers;
+  for (int i = 0; i < 5; ++i) {
+    auto p = std::make_shared<std::promise<LookupAnswer>>();
+    answers.push_back(p->get_future());
+    service.Lookup(cache::Key{"d" + std::to_string(i) + ".example", "xmpp-server"}, false,
+                   [p](LookupAnswer a) { p->set_value(std::move(a)); });
+  }
+  ASSERT_TRUE(fetcher->WaitStarted(2));
+  Sync();
+  EXPECT_EQ(fetcher->RequestsStarted(), 2u);  // three wait for a slot
+  EXPECT_EQ(service.InFlight(), 5u);
+  for (int answered = 0; answered < 5; ++answered) {
+    ASSERT_TRUE(fetcher->WaitStarted(std::min(5, answered + 2)));
+    fetcher->AnswerStatus(200, FingerprintsDoc(60));
+    Sync();
+    Sync();
+    EXPECT_LE(fetcher->InFlight(), 2u);
+  }
+  for (auto& f : answers) EXPECT_EQ(f.get().entry->status, cache::EntryStatus::kFound);
+  EXPECT_EQ(fetcher->RequestsStarted(), 5u);
+  std::promise<void> stopped;
+  loop_.Post([&] {
+    service.StopOnLoop();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+}
+
 TEST_F(ServiceTest, ShutdownAnswersWaiters) {
   auto f = LookupAsync("hang.example");
   ASSERT_TRUE(fetcher_->WaitStarted(1));
