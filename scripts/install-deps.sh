@@ -9,7 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev libidn2-dev libsystemd-dev zlib1g-dev
   clang libclang-rt-14-dev clang-format
   python3 python3-cryptography python3-grpcio python3-grpc-tools
-  libtomlplusplus-dev scdoc nginx-light systemd
+  libtomlplusplus-dev scdoc nginx-light systemd curl
 )
 missing=()
 for p in "${PKGS[@]}"; do

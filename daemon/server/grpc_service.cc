@@ -174,9 +174,9 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContex
         reinterpret_cast<const uint8_t*>(leaf_der.data()), leaf_der.size()));
     if (!leaf) {
       service_.stats().invalid_requests.fetch_add(1, std::memory_order_relaxed);
-      Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   "presented_chain[0] is not a DER certificate: " +
-                                       leaf.error().message));
+      Finish(reactor,
+             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "presented_chain[0] is not a DER certificate: " + leaf.error().message));
       return reactor;
     }
     shared_leaf = std::make_shared<const core::Certificate>(std::move(leaf).value());

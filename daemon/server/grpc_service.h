@@ -36,8 +36,7 @@ class LeafCache {
   };
   struct alignas(64) Shard {
     std::mutex mu;
-    std::unordered_map<std::string, std::shared_ptr<const core::Certificate>, Hash,
-                       std::equal_to<>>
+    std::unordered_map<std::string, std::shared_ptr<const core::Certificate>, Hash, std::equal_to<>>
         map;
   };
   Shard& ShardFor(size_t hash) { return shards_[hash % kShards]; }

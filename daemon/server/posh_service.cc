@@ -209,16 +209,14 @@ void PoshService::LaunchOnLoop(const cache::Key& key, Flight& flight) {
   flight.queued = false;
   flight.started_ms = clock_.NowMs();
   flight.resolver = resolver_.get();
-  flight.handle = resolver_->Resolve(key.domain, key.service,
-                                     [this, key](resolve::Resolution r) {
-                                       OnResolvedOnLoop(key, std::move(r));
-                                     });
+  flight.handle = resolver_->Resolve(key.domain, key.service, [this, key](resolve::Resolution r) {
+    OnResolvedOnLoop(key, std::move(r));
+  });
 }
 
 void PoshService::LaunchQueuedOnLoop() {
   if (stopped_) return;
-  while (!queued_.empty() &&
-         running_ < std::max<size_t>(1, options_.max_concurrent_retrievals)) {
+  while (!queued_.empty() && running_ < std::max<size_t>(1, options_.max_concurrent_retrievals)) {
     cache::Key key = std::move(queued_.front());
     queued_.pop_front();
     auto it = in_flight_.find(MapKey(key));
