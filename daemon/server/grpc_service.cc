@@ -17,14 +17,12 @@ bool NormalizeKey(const std::string& domain, const std::string& service, cache::
                   grpc::Status* status) {
   auto d = core::NormalizeDomain(domain);
   if (!d) {
-    *status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                           SanitizeUtf8(d.error().message));
+    *status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, SanitizeUtf8(d.error().message));
     return false;
   }
   auto s = core::NormalizeService(service);
   if (!s) {
-    *status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                           SanitizeUtf8(s.error().message));
+    *status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, SanitizeUtf8(s.error().message));
     return false;
   }
   key->domain = std::move(d).value();
@@ -130,18 +128,28 @@ void ResolverGrpcService::Finish(grpc::ServerUnaryReactor* reactor, const grpc::
   active_.fetch_sub(1, std::memory_order_relaxed);
 }
 
+void ResolverGrpcService::Reject(grpc::ServerUnaryReactor* reactor, const std::string& why) {
+  service_.stats().invalid_requests.fetch_add(1, std::memory_order_relaxed);
+  Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
+}
+
+bool ResolverGrpcService::AdmitKey(grpc::ServerUnaryReactor* reactor, const std::string& domain,
+                                   const std::string& service, cache::Key* key) {
+  if (!Admit(reactor)) return false;
+  grpc::Status bad;
+  if (!NormalizeKey(domain, service, key, &bad)) {
+    Reject(reactor, bad.error_message());
+    return false;
+  }
+  return true;
+}
+
 grpc::ServerUnaryReactor* ResolverGrpcService::Lookup(grpc::CallbackServerContext* ctx,
                                                       const posh::v1::LookupRequest* request,
                                                       posh::v1::LookupResponse* response) {
   auto* reactor = ctx->DefaultReactor();
-  if (!Admit(reactor)) return reactor;
   cache::Key key;
-  grpc::Status bad;
-  if (!NormalizeKey(request->domain(), request->service(), &key, &bad)) {
-    service_.stats().invalid_requests.fetch_add(1, std::memory_order_relaxed);
-    Finish(reactor, bad);
-    return reactor;
-  }
+  if (!AdmitKey(reactor, request->domain(), request->service(), &key)) return reactor;
   service_.Lookup(key, request->refresh(), [this, reactor, response, key](LookupAnswer a) {
     FillLookupResponse(key, a, response);
     Finish(reactor, grpc::Status::OK);
@@ -153,18 +161,10 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContex
                                                       const posh::v1::VerifyRequest* request,
                                                       posh::v1::VerifyResponse* response) {
   auto* reactor = ctx->DefaultReactor();
-  if (!Admit(reactor)) return reactor;
   cache::Key key;
-  grpc::Status bad;
-  if (!NormalizeKey(request->domain(), request->service(), &key, &bad)) {
-    service_.stats().invalid_requests.fetch_add(1, std::memory_order_relaxed);
-    Finish(reactor, bad);
-    return reactor;
-  }
+  if (!AdmitKey(reactor, request->domain(), request->service(), &key)) return reactor;
   if (request->presented_chain_size() == 0 || request->presented_chain(0).empty()) {
-    service_.stats().invalid_requests.fetch_add(1, std::memory_order_relaxed);
-    Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 "presented_chain is empty: give the DER leaf certificate first"));
+    Reject(reactor, "presented_chain is empty: give the DER leaf certificate first");
     return reactor;
   }
   const std::string& leaf_der = request->presented_chain(0);
@@ -173,10 +173,7 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContex
     auto leaf = core::ParseCertificateDer(std::span<const uint8_t>(
         reinterpret_cast<const uint8_t*>(leaf_der.data()), leaf_der.size()));
     if (!leaf) {
-      service_.stats().invalid_requests.fetch_add(1, std::memory_order_relaxed);
-      Finish(reactor,
-             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "presented_chain[0] is not a DER certificate: " + leaf.error().message));
+      Reject(reactor, "presented_chain[0] is not a DER certificate: " + leaf.error().message);
       return reactor;
     }
     shared_leaf = std::make_shared<const core::Certificate>(std::move(leaf).value());
@@ -206,8 +203,8 @@ grpc::ServerUnaryReactor* ResolverGrpcService::ListEntries(
   if (!request->domain().empty()) {
     auto d = core::NormalizeDomain(request->domain());
     if (!d) {
-      Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                   SanitizeUtf8(d.error().message)));
+      Finish(reactor,
+             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, SanitizeUtf8(d.error().message)));
       return reactor;
     }
     filter = std::move(d).value();
@@ -224,8 +221,8 @@ grpc::ServerUnaryReactor* ResolverGrpcService::ListEntries(
     int64_t exp = std::max(le.entry->expires_at_ms, le.entry->stale_until_ms);
     if (exp > 0) SetTime(ce->mutable_expires_at(), exp);
     if (le.entry->fetched_at_ms > 0) SetTime(ce->mutable_fetched_at(), le.entry->fetched_at_ms);
-    bool stale = le.entry->stale_until_ms > 0 &&
-                 service_.clock().NowMs() >= le.entry->expires_at_ms;
+    bool stale =
+        le.entry->stale_until_ms > 0 && service_.clock().NowMs() >= le.entry->expires_at_ms;
     FillLookupResponse(le.key, LookupAnswer{le.entry, true, stale}, ce->mutable_record());
   }
   response->set_next_page_token(next);
@@ -238,13 +235,8 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Evict(grpc::CallbackServerContext
                                                      const posh::v1::EvictRequest* request,
                                                      posh::v1::EvictResponse* response) {
   auto* reactor = ctx->DefaultReactor();
-  if (!Admit(reactor)) return reactor;
   cache::Key key;
-  grpc::Status bad;
-  if (!NormalizeKey(request->domain(), request->service(), &key, &bad)) {
-    Finish(reactor, bad);
-    return reactor;
-  }
+  if (!AdmitKey(reactor, request->domain(), request->service(), &key)) return reactor;
   response->set_evicted(service_.store().Evict(key));
   Finish(reactor, grpc::Status::OK);
   return reactor;

@@ -74,6 +74,11 @@ class ResolverGrpcService final : public posh::v1::Resolver::CallbackService {
  private:
   bool Admit(grpc::ServerUnaryReactor* reactor);
   void Finish(grpc::ServerUnaryReactor* reactor, const grpc::Status& status);
+  // INVALID_ARGUMENT, counted.
+  void Reject(grpc::ServerUnaryReactor* reactor, const std::string& why);
+  // Admit() plus R1/R2 normalisation of the request's key; false when already answered.
+  bool AdmitKey(grpc::ServerUnaryReactor* reactor, const std::string& domain,
+                const std::string& service, cache::Key* key);
 
   PoshService& service_;
   std::atomic<bool> accepting_{true};

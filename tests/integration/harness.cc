@@ -528,7 +528,10 @@ void Origin::Start(const fs::path& dir) {
   ASSERT_GT(https_, 0);
   Json certs = Json::Parse(ReadFile(dir_ / "certs.json"));
   ASSERT_TRUE(certs.ok()) << certs.error();
-  for (auto [k, v] : certs.root().get_object().value_unsafe()) certs_[std::string(k)] = CertFrom(v);
+  // Keep the object alive for the loop (a temporary simdjson_result would die first).
+  simdjson::dom::object cert_map;
+  ASSERT_EQ(certs.root().get_object().get(cert_map), simdjson::SUCCESS);
+  for (auto [k, v] : cert_map) certs_[std::string(k)] = CertFrom(v);
 }
 
 std::optional<int> Origin::Stop() {
