@@ -26,5 +26,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 label=()
 [ "$mode" = tsan ] && label=(-L concurrency)
+# The installed-package test links plain consumers: only meaningful without sanitizers.
+[ "$mode" = asan ] && label=(-LE "install|soak")
 cd "$build"
 ctest --output-on-failure -j"${CTEST_JOBS:-2}" "${label[@]}" ${CTEST_ARGS:-}

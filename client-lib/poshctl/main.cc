@@ -23,8 +23,8 @@ namespace {
 using posh::ctl::JsonWriter;
 
 constexpr int kExitOk = 0;
-constexpr int kExitNegative = 1;     // no POSH / not verified
-constexpr int kExitUndetermined = 2; // retrieval or document error
+constexpr int kExitNegative = 1;      // no POSH / not verified
+constexpr int kExitUndetermined = 2;  // retrieval or document error
 constexpr int kExitUsage = 64;
 constexpr int kExitDataErr = 65;
 constexpr int kExitUnavailable = 69;
@@ -292,8 +292,10 @@ int CmdVerify(const Args& a, posh::client::Client& c) {
   } else {
     std::printf("%s (%s): %s\n", resp.domain().c_str(), resp.service().c_str(),
                 VerdictName(resp.verdict()));
-    if (!resp.delegated_to().empty()) std::printf("  delegated to: %s\n", resp.delegated_to().c_str());
-    if (!resp.matched_kid().empty()) std::printf("  matched key:  %s\n", resp.matched_kid().c_str());
+    if (!resp.delegated_to().empty())
+      std::printf("  delegated to: %s\n", resp.delegated_to().c_str());
+    if (!resp.matched_kid().empty())
+      std::printf("  matched key:  %s\n", resp.matched_kid().c_str());
     if (!resp.reason().empty()) std::printf("  reason:       %s\n", resp.reason().c_str());
   }
   switch (resp.verdict()) {
@@ -435,13 +437,13 @@ int CmdStats(const Args& a, posh::client::Client& c) {
   auto st = c.GetStats(&s);
   if (!st.ok()) return RpcFailure(st, c);
   const std::pair<const char*, uint64_t> counters[] = {
-      {"lookups", s.lookups()},         {"verifies", s.verifies()},
-      {"cache_hits", s.cache_hits()},   {"cache_misses", s.cache_misses()},
-      {"fetches", s.fetches()},         {"coalesced", s.coalesced()},
-      {"entries", s.entries()},         {"in_flight", s.in_flight()},
-      {"errors", s.errors()},           {"not_found", s.not_found()},
-      {"refreshes", s.refreshes()},     {"stale_served", s.stale_served()},
-      {"evictions", s.evictions()},     {"invalid_requests", s.invalid_requests()}};
+      {"lookups", s.lookups()},       {"verifies", s.verifies()},
+      {"cache_hits", s.cache_hits()}, {"cache_misses", s.cache_misses()},
+      {"fetches", s.fetches()},       {"coalesced", s.coalesced()},
+      {"entries", s.entries()},       {"in_flight", s.in_flight()},
+      {"errors", s.errors()},         {"not_found", s.not_found()},
+      {"refreshes", s.refreshes()},   {"stale_served", s.stale_served()},
+      {"evictions", s.evictions()},   {"invalid_requests", s.invalid_requests()}};
   const auto& h = s.retrieval_latency();
   if (a.json) {
     JsonWriter w;
@@ -466,8 +468,8 @@ int CmdStats(const Args& a, posh::client::Client& c) {
     for (const auto& [k, v] : counters) {
       std::printf("%-18s %llu\n", k, static_cast<unsigned long long>(v));
     }
-    std::printf("%-18s p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", "retrieval_latency",
-                h.p50_ms(), h.p90_ms(), h.p99_ms());
+    std::printf("%-18s p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", "retrieval_latency", h.p50_ms(),
+                h.p90_ms(), h.p99_ms());
   }
   return kExitOk;
 }

@@ -115,13 +115,11 @@ void Client::LookupAsync(const posh::v1::LookupRequest& req, LookupDone done) {
   call->request = req;
   call->done = std::move(done);
   call->ctx.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
-  impl_->stub->async()->Lookup(&call->ctx, &call->request, &call->response,
-                               [call](grpc::Status s) {
-                                 call->done(CallStatus{static_cast<int>(s.error_code()),
-                                                       s.error_message()},
-                                            std::move(call->response));
-                                 delete call;
-                               });
+  impl_->stub->async()->Lookup(&call->ctx, &call->request, &call->response, [call](grpc::Status s) {
+    call->done(CallStatus{static_cast<int>(s.error_code()), s.error_message()},
+               std::move(call->response));
+    delete call;
+  });
 }
 
 void Client::VerifyAsync(const posh::v1::VerifyRequest& req, VerifyDone done) {
@@ -129,13 +127,11 @@ void Client::VerifyAsync(const posh::v1::VerifyRequest& req, VerifyDone done) {
   call->request = req;
   call->done = std::move(done);
   call->ctx.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
-  impl_->stub->async()->Verify(&call->ctx, &call->request, &call->response,
-                               [call](grpc::Status s) {
-                                 call->done(CallStatus{static_cast<int>(s.error_code()),
-                                                       s.error_message()},
-                                            std::move(call->response));
-                                 delete call;
-                               });
+  impl_->stub->async()->Verify(&call->ctx, &call->request, &call->response, [call](grpc::Status s) {
+    call->done(CallStatus{static_cast<int>(s.error_code()), s.error_message()},
+               std::move(call->response));
+    delete call;
+  });
 }
 
 CallStatus Client::Lookup(const std::string& domain, const std::string& service,
@@ -158,8 +154,7 @@ CallStatus Client::Verify(const std::string& domain, const std::string& service,
 
 CallStatus Client::GetStats(posh::v1::GetStatsResponse* resp) {
   posh::v1::GetStatsRequest req;
-  return impl_->Invoke(
-      [&](grpc::ClientContext* c) { return impl_->stub->GetStats(c, req, resp); });
+  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->GetStats(c, req, resp); });
 }
 
 }  // namespace posh::client

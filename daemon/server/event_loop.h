@@ -44,8 +44,8 @@ class EventLoop {
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};
   std::mutex mu_;
-  std::vector<Task> queue_;  // guarded by mu_
-  bool stopping_ = false;    // guarded by mu_
+  std::vector<Task> queue_;      // guarded by mu_
+  bool stopping_ = false;        // guarded by mu_
   bool stop_requested_ = false;  // loop thread only
   Task on_stop_;
   std::atomic<bool> running_{false};

@@ -91,18 +91,18 @@ void FillLookupResponse(const cache::Key& key, const LookupAnswer& answer,
   int64_t expires = answer.stale && e.stale_until_ms > 0 ? e.stale_until_ms : e.expires_at_ms;
   if (expires > 0) SetTime(out->mutable_expires_at(), expires);
   if (e.status == cache::EntryStatus::kError) {
-    out->set_error(SanitizeUtf8(e.error));
+    out->set_error(e.error);  // sanitised when the entry was made (PoshService)
     out->set_error_kind(static_cast<posh::v1::ErrorKind>(e.error_kind));
   }
   if (e.status != cache::EntryStatus::kFound || !e.record) return;
   const core::PoshRecord& r = *e.record;
-  out->set_delegated_to(SanitizeUtf8(r.delegated_to));
-  out->set_source_url(SanitizeUtf8(r.source_url));
+  out->set_delegated_to(r.delegated_to);  // record text is sanitised once, when stored
+  out->set_source_url(r.source_url);
   out->set_format(r.format == core::Format::kJwk ? posh::v1::DOCUMENT_FORMAT_JWK
                                                  : posh::v1::DOCUMENT_FORMAT_RFC7711);
   for (const auto& k : r.keys) {
     auto* pk = out->add_keys();
-    pk->set_kid(SanitizeUtf8(k.kid, 256));
+    pk->set_kid(k.kid);
     pk->set_key_type(k.kty);
     pk->set_has_certificate(k.has_certificate);
     if (k.not_after > 0) SetTime(pk->mutable_not_after(), k.not_after * 1000);

@@ -1,6 +1,7 @@
 #include "server/posh_service.h"
 
 #include "util/log.h"
+#include "util/text.h"
 
 namespace posh::server {
 
@@ -131,9 +132,8 @@ void PoshService::Lookup(const cache::Key& key, bool refresh, LookupCallback cb)
   }
   stats_.cache_misses.fetch_add(1, std::memory_order_relaxed);
   auto shared_cb = std::make_shared<LookupCallback>(std::move(cb));
-  bool posted = loop_.Post([this, key, refresh, shared_cb] {
-    OnMissOnLoop(key, refresh, std::move(*shared_cb));
-  });
+  bool posted = loop_.Post(
+      [this, key, refresh, shared_cb] { OnMissOnLoop(key, refresh, std::move(*shared_cb)); });
   if (!posted) (*shared_cb)(LookupAnswer{ShuttingDownEntry(), false, false});
 }
 
@@ -244,7 +244,15 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
   bool stale = false;
   switch (r.status) {
     case resolve::Resolution::Status::kFound: {
-      auto record = std::make_shared<const core::PoshRecord>(std::move(r.record));
+      // Text that reaches the API is made valid UTF-8 once, here, not on every answer.
+      core::PoshRecord clean = std::move(r.record);
+      clean.delegated_to = SanitizeUtf8(clean.delegated_to);
+      clean.source_url = SanitizeUtf8(clean.source_url);
+      for (auto& k : clean.keys) {
+        k.kid = SanitizeUtf8(k.kid, 256);
+        k.kty = SanitizeUtf8(k.kty, 32);
+      }
+      auto record = std::make_shared<const core::PoshRecord>(std::move(clean));
       entry = cache::MakePositiveEntry(record, now, lifetimes_);
       if (!entry) {
         auto e = std::make_shared<cache::Entry>();
@@ -278,7 +286,8 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
         }
       }
       if (!entry) {
-        entry = cache::MakeErrorEntry(r.error, static_cast<uint8_t>(r.error_kind), now, lifetimes_);
+        entry = cache::MakeErrorEntry(SanitizeUtf8(r.error), static_cast<uint8_t>(r.error_kind),
+                                      now, lifetimes_);
       }
       break;
     }

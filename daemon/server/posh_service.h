@@ -52,8 +52,8 @@ using VerifyCallback = std::function<void(VerifyAnswer)>;
 // Retrieval latency histogram: fixed buckets, lock-free.
 class LatencyHistogram {
  public:
-  static constexpr std::array<double, 14> kUpperMs = {1,   2,    5,    10,   20,    50,   100,
-                                                      200, 500,  1000, 2000, 5000, 10000, 1e300};
+  static constexpr std::array<double, 14> kUpperMs = {1,   2,   5,    10,   20,   50,    100,
+                                                      200, 500, 1000, 2000, 5000, 10000, 1e300};
   void Record(double ms);
   std::array<uint64_t, kUpperMs.size()> Counts() const;
   double Percentile(double p) const;  // upper bound of the bucket holding the p-quantile
@@ -124,7 +124,7 @@ class PoshService {
   EventLoop& loop_;
   cache::Store& store_;
   const Clock& clock_;
-  ServiceOptions options_;  // loop thread after start
+  ServiceOptions options_;      // loop thread after start
   cache::Lifetimes lifetimes_;  // loop thread
   FetcherFactory fetcher_factory_;
   ServiceStats stats_;

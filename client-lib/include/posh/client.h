@@ -27,7 +27,7 @@ struct ClientOptions {
 
 // The outcome of one call: ok, or a gRPC status code with the server's message.
 struct CallStatus {
-  int code = 0;          // grpc::StatusCode value; 0 = OK
+  int code = 0;  // grpc::StatusCode value; 0 = OK
   std::string message;
 
   bool ok() const { return code == 0; }

@@ -47,20 +47,20 @@ typedef struct posh_key {
 } posh_key;
 
 typedef struct posh_lookup_result {
-  int status;               /* enum posh_status */
-  const char* domain;       /* normalised */
+  int status;         /* enum posh_status */
+  const char* domain; /* normalised */
   const char* service;
   const char* delegated_to; /* "" when not delegated */
   const char* format;       /* "rfc7711", "jwk" or "" */
   int64_t expires_at;       /* unix seconds, 0 when unknown */
   int from_cache;
-  const char* error;        /* "" unless status is POSH_STATUS_ERROR */
+  const char* error; /* "" unless status is POSH_STATUS_ERROR */
   size_t key_count;
   const posh_key* keys;
 } posh_lookup_result;
 
 typedef struct posh_verify_result {
-  int verdict;              /* enum posh_verdict */
+  int verdict; /* enum posh_verdict */
   const char* domain;
   const char* service;
   const char* delegated_to; /* "" when not delegated */

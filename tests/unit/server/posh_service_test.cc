@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "fake_fetcher.h"
+#include "util/text.h"
 
 namespace posh::server {
 namespace {
@@ -259,6 +260,17 @@ TEST_F(ServiceTest, R7_RetrievalsBeyondTheCapWaitTheirTurn) {
     stopped.set_value();
   });
   stopped.get_future().wait();
+}
+
+TEST_F(ServiceTest, NetworkTextIsMadeValidUtf8BeforeItIsStored) {
+  auto f = LookupAsync("u.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerError(fetch::FetchErrorKind::kTls, "TLS: bad \xff\xfe name \x01");
+  auto a = f.get();
+  ASSERT_EQ(a.entry->status, cache::EntryStatus::kError);
+  EXPECT_EQ(SanitizeUtf8(a.entry->error), a.entry->error);
+  EXPECT_NE(a.entry->error.find("bad \xEF\xBF\xBD\xEF\xBF\xBD name ?"), std::string::npos)
+      << a.entry->error;
 }
 
 TEST_F(ServiceTest, ShutdownAnswersWaiters) {
