@@ -12,8 +12,9 @@
 #   2. cached Verify (two-certificate chain) vs the same floor
 #   3. cold retrievals: 1 000 (and 10 000) distinct domains vs curl --parallel --parallel-max 100
 #   4. coalescing: 1 000 concurrent lookups of one slow uncached domain
-#   5. memory: RSS per cached entry at 100 000 entries
-#   6. restart: start-to-ready with the 100 000-entry snapshot
+#   5. memory: RSS per cached entry at 100 000 entries (loaded from a snapshot written by
+#      bench/make_snapshot) above an idle daemon started with an empty state dir
+#   6. restart: start-to-ready with the 100 000-entry snapshot (median of 5 starts)
 # Prints a results table (and with --write-doc replaces the generated block of
 # docs/BENCHMARKS.md). Every figure is compared with a baseline measured in this run.
 #
@@ -51,7 +52,7 @@ echo "== build ($BUILD_TYPE, $BUILD_DIR)"
 # daemon/fetch/url.cc (std::string assignment inlined); it stays a warning here.
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DPOSH_BUILD_TESTS=OFF \
   -DPOSH_BUILD_BENCH=ON -DCMAKE_CXX_FLAGS=-Wno-error=restrict >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target poshd poshctl posh_load micro_bench >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)" --target poshd poshctl posh_load micro_bench make_snapshot >/dev/null
 POSHD=$BUILD_DIR/daemon/server/poshd
 POSHCTL=$BUILD_DIR/client-lib/poshctl
 LOAD=$BUILD_DIR/bench/posh_load
@@ -252,42 +253,60 @@ echo "COALESCE $(cat "$WORK/coal.txt") fetches=$((f1 - f0)) coalesced=$((c1 - c0
 fi
 stop_poshd
 
-# ---- 5. memory per cached entry
+# ---- 5-6. memory per cached entry and restart, from a snapshot written by make_snapshot
+# (MEM_ENTRIES RFC 7711 entries, one descriptor with a sha-256 and a sha-512 fingerprint,
+# written through cache::Store::Put + Save). Each round starts poshd twice: with an empty
+# state dir, then with the snapshot; start-to-ready = from the exec to the first successful
+# `poshctl --json stats` (entries = MEM_ENTRIES for the snapshot start); VmRSS is read
+# 0.5 s after that. Memory per entry = (median RSS full - median RSS empty) / MEM_ENTRIES.
+# SIGKILL between rounds: the snapshot file stays exactly as written.
+start_until_stats() {  # state dir, expected entries; sets POSHD_PID, READY_MS (ms from exec), READY_CPU_MS
+  local t0 t1 n
+  rm -f "$SOCK"
+  t0=$(date +%s%N)
+  "$POSHD" --socket "$SOCK" --ca-file "$WORK/ca.pem" --connect-to "::127.0.0.1:$PORT" \
+    --allow-private-addresses --log-level warn --snapshot-interval 0 --max-entries 400000 \
+    --state-dir "$1" >>"$WORK/poshd.out" 2>>"$WORK/poshd.log" &
+  POSHD_PID=$!
+  for _ in $(seq 3000); do
+    if "$POSHCTL" --socket "$SOCK" --json stats >"$WORK/stats.json" 2>/dev/null; then
+      t1=$(date +%s%N)
+      READY_CPU_MS=$(awk '{print ($14 + $15) * 1000 / '"$(getconf CLK_TCK)"'}' "/proc/$POSHD_PID/stat")
+      n=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['entries'])" "$WORK/stats.json")
+      [ "$n" = "$2" ] || { echo "run.sh: poshd reports $n entries, expected $2"; exit 1; }
+      READY_MS=$(((t1 - t0) / 1000000))
+      return 0
+    fi
+    sleep 0.005
+  done
+  echo "run.sh: poshd did not answer stats"; exit 1
+}
+kill_poshd() {
+  kill -KILL "$POSHD_PID"; wait "$POSHD_PID" 2>/dev/null || true; POSHD_PID=
+}
 if want memory; then
-echo "== memory ($MEM_ENTRIES entries)"
-mkdir -p "$WORK/state"
-start_poshd --state-dir "$WORK/state"
-"$LOAD" --socket "$SOCK" --mode health --concurrency 4 --reps 1 --seconds 0.5 --warmup 0 >/dev/null 2>&1
-"$POSHCTL" --socket "$SOCK" lookup xmpp.bench.test >/dev/null
-sleep 0.5
-rss0=$(rss_kib "$POSHD_PID")
-"$LOAD" --socket "$SOCK" --mode burst --count "$MEM_ENTRIES" --pattern "m-%d.bench.test" \
-  --max-outstanding 1000 --timeout 120 | tee "$WORK/fill.txt"
-sleep 1
-rss1=$(rss_kib "$POSHD_PID")
-entries=$(stat_field entries)
-echo "MEMORY mode=filled rss_empty_kib=$rss0 rss_full_kib=$rss1 entries=$entries" | tee -a "$RES"
-t0=$(now_ms)
-stop_poshd
-echo "SHUTDOWN ms=$(($(now_ms) - t0)) snapshot_bytes=$(stat -c %s "$WORK/state/cache.snapshot")" | tee -a "$RES"
-
-# ---- 6. restart with the snapshot (and, as the baseline, with an empty state dir)
-echo "== restart"
-mkdir -p "$WORK/empty-state"
-for rep in 1 2 3; do
-  t0=$(now_ms)
-  start_poshd --state-dir "$WORK/empty-state"
-  echo "RESTART kind=empty ms=$((READY_MS - t0)) rss_kib=$(rss_kib "$POSHD_PID")" | tee -a "$RES"
+echo "== memory and restart ($MEM_ENTRIES entries from a snapshot)"
+MAKE_SNAP=$BUILD_DIR/bench/make_snapshot
+mkdir -p "$WORK/state" "$WORK/empty-state"
+"$MAKE_SNAP" --entries "$MEM_ENTRIES" --out "$WORK/state/cache.snapshot" --measure |
+  sed -n 's/^STORE_MEMORY /STORE_MEMORY /p' | tee -a "$RES"
+echo "SNAPSHOT entries=$MEM_ENTRIES bytes=$(stat -c %s "$WORK/state/cache.snapshot")" | tee -a "$RES"
+for rep in 1 2 3 4 5; do
+  start_until_stats "$WORK/empty-state" 0
+  sleep 0.5
+  echo "RESTART kind=empty rep=$rep ms=$READY_MS cpu_ms=$READY_CPU_MS rss_kib=$(rss_kib "$POSHD_PID") entries=0" | tee -a "$RES"
+  kill_poshd
   rm -f "$WORK/empty-state/cache.snapshot"
-  kill -KILL "$POSHD_PID"; wait "$POSHD_PID" 2>/dev/null || true; POSHD_PID=
-  rm -f "$SOCK"
-  t0=$(now_ms)
-  start_poshd --state-dir "$WORK/state"
-  sleep 0.3
-  echo "RESTART kind=snapshot ms=$((READY_MS - t0)) rss_kib=$(rss_kib "$POSHD_PID") entries=$(stat_field entries)" | tee -a "$RES"
-  # SIGKILL: keep the snapshot file exactly as written once (no rewrite per round).
-  kill -KILL "$POSHD_PID"; wait "$POSHD_PID" 2>/dev/null || true; POSHD_PID=
-  rm -f "$SOCK"
+  start_until_stats "$WORK/state" "$MEM_ENTRIES"
+  sleep 0.5
+  echo "RESTART kind=snapshot rep=$rep ms=$READY_MS cpu_ms=$READY_CPU_MS rss_kib=$(rss_kib "$POSHD_PID") entries=$MEM_ENTRIES" | tee -a "$RES"
+  if [ "$rep" = 5 ]; then
+    t0=$(now_ms)
+    stop_poshd  # SIGTERM: the daemon rewrites the snapshot before exiting
+    echo "SHUTDOWN ms=$(($(now_ms) - t0)) snapshot_bytes=$(stat -c %s "$WORK/state/cache.snapshot")" | tee -a "$RES"
+  else
+    kill_poshd
+  fi
 done
 fi
 echo "LOAD_END $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RES"

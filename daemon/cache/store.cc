@@ -288,8 +288,13 @@ std::string DecodeEntry(const pb::SnapEntry& in, Key* key, std::shared_ptr<const
             sf.alg() > static_cast<uint32_t>(core::HashAlg::kSha512)) {
           return "unknown hash algorithm " + std::to_string(sf.alg());
         }
+        if (sf.value().size() > core::DigestValue::kMaxSize) {
+          return "fingerprint value of " + std::to_string(sf.value().size()) + " bytes";
+        }
+        const auto* v = reinterpret_cast<const uint8_t*>(sf.value().data());
         k.fingerprints.push_back(
-            core::Fingerprint{static_cast<core::HashAlg>(sf.alg()), ToBytes(sf.value())});
+            core::Fingerprint{static_cast<core::HashAlg>(sf.alg()),
+                              core::DigestValue(std::span<const uint8_t>(v, sf.value().size()))});
       }
       if (sk.has_public_key()) {
         if (sk.pk_type() > static_cast<uint32_t>(core::PublicKey::Type::kOther)) {
@@ -300,7 +305,7 @@ std::string DecodeEntry(const pb::SnapEntry& in, Key* key, std::shared_ptr<const
         pk.curve = sk.pk_curve();
         pk.a = ToBytes(sk.pk_a());
         pk.b = ToBytes(sk.pk_b());
-        k.public_key = std::move(pk);
+        k.public_key = std::make_shared<const core::PublicKey>(std::move(pk));
       }
     }
     e->record = std::move(r);

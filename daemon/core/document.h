@@ -28,7 +28,7 @@ enum DocumentErrorCode : int {
 
 struct Fingerprint {
   HashAlg alg;
-  std::vector<uint8_t> value;  // decoded digest, length == HashAlgDigestSize(alg)
+  DigestValue value;  // decoded digest, length == HashAlgDigestSize(alg); inline, no allocation
 };
 
 // One RFC 7711 descriptor object: the hashes it carries with a correct decoded length.

@@ -1,7 +1,10 @@
 // Hash algorithms named by POSH descriptors (R10) and digests over DER (OpenSSL EVP).
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -30,5 +33,44 @@ bool HashAlgTrusted(HashAlg alg);
 int HashAlgStrength(HashAlg alg);
 
 std::vector<uint8_t> Digest(HashAlg alg, std::span<const uint8_t> data);
+
+// A digest value stored inline (at most 64 bytes: sha-512), so that a fingerprint costs no
+// heap allocation of its own (the cache keeps two per RFC 7711 entry). Reads like a
+// const std::vector<uint8_t>: data/size/iteration/==, and converts from one implicitly.
+// A value longer than kMaxSize cannot be a digest: it is stored as empty (which never
+// equals a computed digest).
+class DigestValue {
+ public:
+  static constexpr size_t kMaxSize = 64;
+  using value_type = uint8_t;
+  using iterator = const uint8_t*;
+  using const_iterator = const uint8_t*;
+
+  DigestValue() = default;
+  DigestValue(const std::vector<uint8_t>& v) : DigestValue(std::span<const uint8_t>(v)) {}
+  explicit DigestValue(std::span<const uint8_t> v) {
+    if (v.size() > kMaxSize) return;
+    size_ = static_cast<uint8_t>(v.size());
+    if (!v.empty()) std::memcpy(bytes_, v.data(), v.size());
+  }
+
+  const uint8_t* data() const { return bytes_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const uint8_t* begin() const { return bytes_; }
+  const uint8_t* end() const { return bytes_ + size_; }
+  uint8_t operator[](size_t i) const { return bytes_[i]; }
+
+  bool operator==(const DigestValue& o) const {
+    return std::equal(begin(), end(), o.begin(), o.end());
+  }
+  bool operator==(const std::vector<uint8_t>& o) const {
+    return std::equal(begin(), end(), o.begin(), o.end());
+  }
+
+ private:
+  uint8_t size_ = 0;
+  uint8_t bytes_[kMaxSize] = {};
+};
 
 }  // namespace posh::core

@@ -45,10 +45,10 @@ Result<PoshRecord> BuildRecord(const Document& doc, int64_t reference_expires) {
         k.fingerprints.push_back({HashAlg::kSha512, Digest(HashAlg::kSha512, key.cert->der)});
         k.not_before = key.cert->not_before;
         k.not_after = key.cert->not_after;
-        k.public_key = key.cert->public_key;
+        k.public_key = std::make_shared<const PublicKey>(key.cert->public_key);
         rec.latest_not_after = std::max(rec.latest_not_after, key.cert->not_after);
       } else if (key.params) {
-        k.public_key = key.params;
+        k.public_key = std::make_shared<const PublicKey>(*key.params);
       } else {
         continue;
       }

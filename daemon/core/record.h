@@ -3,7 +3,7 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,10 +22,12 @@ struct KeyMaterial {
   std::string kid;
   std::string kty;
   std::vector<Fingerprint> fingerprints;
-  std::optional<PublicKey> public_key;  // JWK only
-  bool has_certificate = false;         // JWK with x5c: leaf DER must hash to fingerprints
-  int64_t not_before = 0;               // 0 = unknown
-  int64_t not_after = 0;                // 0 = unknown / unbounded
+  // JWK only (null for RFC 7711 keys). Shared and immutable: 16 bytes per key instead of
+  // the ~90 of an inline std::optional<PublicKey>, most keys have none.
+  std::shared_ptr<const PublicKey> public_key;
+  bool has_certificate = false;  // JWK with x5c: leaf DER must hash to fingerprints
+  int64_t not_before = 0;        // 0 = unknown
+  int64_t not_after = 0;         // 0 = unknown / unbounded
 };
 
 struct PoshRecord {

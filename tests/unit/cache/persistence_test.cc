@@ -90,7 +90,7 @@ void ExpectSameRecord(const core::PoshRecord& a, const core::PoshRecord& b) {
       EXPECT_EQ(x.fingerprints[j].alg, y.fingerprints[j].alg);
       EXPECT_EQ(x.fingerprints[j].value, y.fingerprints[j].value);
     }
-    ASSERT_EQ(x.public_key.has_value(), y.public_key.has_value());
+    ASSERT_EQ(x.public_key != nullptr, y.public_key != nullptr);
     if (x.public_key) {
       EXPECT_EQ(*x.public_key, *y.public_key);
       EXPECT_EQ(x.public_key->type, y.public_key->type);

@@ -58,7 +58,7 @@ inline std::shared_ptr<const core::PoshRecord> JwkRecord(int64_t expires_seconds
       pk.a = std::vector<uint8_t>(256, uint8_t(0x30 + i));
       pk.b = {0x01, 0x00, 0x01};
     }
-    k.public_key = pk;
+    k.public_key = std::make_shared<const core::PublicKey>(pk);
     k.has_certificate = true;
     k.not_before = na - 90 * 86400;
     k.not_after = na;

@@ -184,7 +184,7 @@ TEST(R14Validity, NotYetValidJwkKeyNeverMatches) {
   auto leaf = posh::testing::MakeCert(posh::testing::EcKey(), kNow - kDay, kNow + kYear);
   KeyMaterial k;
   k.kid = "future";
-  k.public_key = leaf.public_key;
+  k.public_key = std::make_shared<const PublicKey>(leaf.public_key);
   k.not_before = kNow + kDay;
   k.not_after = kNow + kYear;
   rec.keys.push_back(k);

@@ -29,7 +29,7 @@ TEST(R10Record, FingerprintsDocumentKeys) {
   ASSERT_EQ(rec->keys.size(), 2u);
   EXPECT_EQ(rec->keys[0].fingerprints[0].alg, HashAlg::kSha256);
   EXPECT_EQ(rec->keys[1].fingerprints[0].alg, HashAlg::kSha512);
-  EXPECT_FALSE(rec->keys[0].public_key.has_value());
+  EXPECT_EQ(rec->keys[0].public_key, nullptr);
   EXPECT_EQ(rec->expires_seconds, 3600);
   EXPECT_EQ(rec->latest_not_after, 0);
 }
@@ -67,7 +67,7 @@ TEST(R12Record, JwkKeyWithCertificate) {
   EXPECT_EQ(k.fingerprints[0].value, Digest(HashAlg::kSha256, cert.der));
   EXPECT_EQ(k.fingerprints[1].alg, HashAlg::kSha512);
   EXPECT_EQ(k.fingerprints[1].value, Digest(HashAlg::kSha512, cert.der));
-  ASSERT_TRUE(k.public_key.has_value());
+  ASSERT_NE(k.public_key, nullptr);
   EXPECT_EQ(*k.public_key, cert.public_key);
   EXPECT_EQ(k.not_before, kNow - kDay);
   EXPECT_EQ(k.not_after, kNow + kYear);
