@@ -16,19 +16,21 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
+libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$build/CMakeCache.txt")
+libdir=${libdir:-lib}  # e.g. lib/x86_64-linux-gnu when the prefix is /usr
 DESTDIR=$tmp/root cmake --install "$build" >/dev/null
 root=$tmp/root$prefix
 for f in sbin/poshd bin/poshctl include/posh/client.h include/posh/posh_client.h \
-         lib/pkgconfig/poshclient.pc lib/cmake/poshclient/poshclientConfig.cmake; do
+         $libdir/pkgconfig/poshclient.pc $libdir/cmake/poshclient/poshclientConfig.cmake; do
   [ -e "$root/$f" ] || fail "not installed: $f"
 done
-ls "$root"/lib/libposhclient.so.* >/dev/null || fail "shared libposhclient not installed"
-[ -e "$root/lib/libposhclient.a" ] || fail "static libposhclient not installed"
+ls "$root/$libdir"/libposhclient.so.* >/dev/null || fail "shared libposhclient not installed"
+[ -e "$root/$libdir/libposhclient.a" ] || fail "static libposhclient not installed"
 echo "ok: installed files"
 
 # The installed daemon on a private socket (no network needed: .invalid never resolves).
 sock=$tmp/poshd.sock
-LD_LIBRARY_PATH=$root/lib "$root/sbin/poshd" --socket "$sock" --fetch-timeout 3 \
+LD_LIBRARY_PATH=$root/$libdir "$root/sbin/poshd" --socket "$sock" --fetch-timeout 3 \
   --log-level warn >"$tmp/poshd.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
@@ -40,24 +42,24 @@ cmake -S "$src/tests/install/consumer" -B "$tmp/cmake-consumer" \
 cmake --build "$tmp/cmake-consumer" -j2 >/dev/null
 for v in shared static; do
   set +e
-  LD_LIBRARY_PATH=$root/lib "$tmp/cmake-consumer/consumer_$v" nothing.invalid "$sock"
+  LD_LIBRARY_PATH=$root/$libdir "$tmp/cmake-consumer/consumer_$v" nothing.invalid "$sock"
   rc=$?
   set -e
   [ "$rc" = 2 ] || fail "CMake consumer ($v): exit $rc, want 2 (retrieval error)"
-  LD_LIBRARY_PATH=$root/lib "$tmp/cmake-consumer/consumer_$v" "bad domain" "$sock" && fail "bad domain accepted"
+  LD_LIBRARY_PATH=$root/$libdir "$tmp/cmake-consumer/consumer_$v" "bad domain" "$sock" && fail "bad domain accepted"
 done
 echo "ok: find_package(poshclient) consumer, shared and static"
 
 # 2. pkg-config, C.
-flags=$(PKG_CONFIG_PATH=$root/lib/pkgconfig pkg-config --define-variable=prefix="$root" \
+flags=$(PKG_CONFIG_PATH=$root/$libdir/pkgconfig pkg-config --define-variable=prefix="$root" \
   --cflags --libs poshclient)
 cc -std=c11 -Wall -Wextra -Werror "$src/client-lib/examples/verify.c" -o "$tmp/c-consumer" $flags
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=x.invalid \
   -days 2 -keyout "$tmp/k.pem" -outform DER -out "$tmp/leaf.der" 2>/dev/null
 set +e
-LD_LIBRARY_PATH=$root/lib "$tmp/c-consumer" nothing.invalid "$tmp/leaf.der" "$sock"
+LD_LIBRARY_PATH=$root/$libdir "$tmp/c-consumer" nothing.invalid "$tmp/leaf.der" "$sock"
 rc=$?
-LD_LIBRARY_PATH=$root/lib "$tmp/c-consumer" nothing.invalid "$tmp/leaf.der" "$tmp/none.sock"
+LD_LIBRARY_PATH=$root/$libdir "$tmp/c-consumer" nothing.invalid "$tmp/leaf.der" "$tmp/none.sock"
 rc_down=$?
 set -e
 [ "$rc" = 2 ] || fail "pkg-config C consumer: exit $rc, want 2 (verdict error)"
