@@ -106,12 +106,12 @@ posh::Result<DaemonOptions> BuildOptions(int argc, char** argv) {
   return opts;
 }
 
-std::string StatusLine(const posh::server::PoshService& service) {
-  auto& s = const_cast<posh::server::PoshService&>(service).stats();
+// The systemd STATUS= summary.
+std::string StatusLine(posh::server::PoshService& service) {
+  auto& s = service.stats();
   char buf[256];
   std::snprintf(buf, sizeof buf, "%llu entries, %llu lookups, %llu hits, %llu fetches",
-                static_cast<unsigned long long>(
-                    const_cast<posh::server::PoshService&>(service).store().Size()),
+                static_cast<unsigned long long>(service.store().Size()),
                 static_cast<unsigned long long>(s.lookups.load()),
                 static_cast<unsigned long long>(s.cache_hits.load()),
                 static_cast<unsigned long long>(s.fetches.load()));
