@@ -1,5 +1,8 @@
 #include "core/matcher.h"
 
+#include <array>
+#include <optional>
+
 #include "core/base64.h"
 
 namespace posh::core {
@@ -36,15 +39,17 @@ MatchOutcome Match(const PoshRecord& record, const Certificate& leaf, int64_t no
   }
 
   if (record.format != Format::kJwk) {
-    // R13, RFC 7711: strongest trusted hash of each descriptor, no fallback.
-    std::vector<std::pair<HashAlg, std::string>> computed;
-    auto leaf_hash = [&](HashAlg alg) {
-      auto d = Digest(alg, leaf.der);
-      std::string name(HashAlgName(alg));
-      bool seen = false;
-      for (const auto& c : computed) seen = seen || c.first == alg;
-      if (!seen) computed.emplace_back(alg, EncodeBase64(d));
-      return d;
+    // R13, RFC 7711: strongest trusted hash of each descriptor, no fallback. Each digest
+    // of the leaf is computed once (lazily); text is built only for the mismatch reason.
+    std::array<std::optional<std::vector<uint8_t>>, 8> digests;
+    std::vector<HashAlg> order;  // algorithms computed, in first-use order
+    auto leaf_hash = [&](HashAlg alg) -> const std::vector<uint8_t>& {
+      auto& slot = digests[static_cast<size_t>(alg) % digests.size()];
+      if (!slot) {
+        slot = Digest(alg, leaf.der);
+        order.push_back(alg);
+      }
+      return *slot;
     };
     for (size_t i = 0; i < record.keys.size(); ++i) {
       const Fingerprint* best = nullptr;
@@ -56,9 +61,10 @@ MatchOutcome Match(const PoshRecord& record, const Certificate& leaf, int64_t no
       if (leaf_hash(best->alg) == best->value) return Matched(record, i);
     }
     out.reason = "no descriptor matches the presented certificate (";
-    for (size_t i = 0; i < computed.size(); ++i) {
+    for (size_t i = 0; i < order.size(); ++i) {
       if (i > 0) out.reason += ", ";
-      out.reason += std::string(HashAlgName(computed[i].first)) + " " + computed[i].second;
+      out.reason += std::string(HashAlgName(order[i])) + " " +
+                    EncodeBase64(*digests[static_cast<size_t>(order[i]) % digests.size()]);
     }
     out.reason += ")";
     return out;
