@@ -242,7 +242,11 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + opts.socket_path, grpc::InsecureServerCredentials());
   builder.RegisterService(&grpc_service);
+  // Create the socket with its final mode (no window with the process umask's mode);
+  // the chmod below stays for umasks that cannot express it.
+  const mode_t old_umask = ::umask(~static_cast<mode_t>(opts.socket_mode) & 0777);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ::umask(old_umask);
   if (!server) {
     std::fprintf(stderr, "poshd: cannot listen on %s\n", opts.socket_path.c_str());
     loop.Stop();
