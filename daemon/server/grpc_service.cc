@@ -61,7 +61,7 @@ posh::v1::Verdict ToProto(core::Verdict v) {
 std::shared_ptr<const core::Certificate> LeafCache::Get(std::string_view der) {
   const size_t h = std::hash<std::string_view>{}(der);
   Shard& s = ShardFor(h);
-  std::lock_guard<std::mutex> lock(s.mu);
+  std::shared_lock lock(s.mu);  // readers (every Verify of a known peer) never block each other
   auto it = s.map.find(der);
   return it == s.map.end() ? nullptr : it->second;
 }
@@ -70,7 +70,7 @@ void LeafCache::Put(std::string_view der, std::shared_ptr<const core::Certificat
   const size_t h = std::hash<std::string_view>{}(der);
   Shard& s = ShardFor(h);
   std::shared_ptr<const core::Certificate> dropped;  // released after the lock
-  std::lock_guard<std::mutex> lock(s.mu);
+  std::unique_lock lock(s.mu);
   if (s.map.size() >= kPerShard && s.map.find(der) == s.map.end()) {
     auto victim = s.map.begin();
     dropped = std::move(victim->second);

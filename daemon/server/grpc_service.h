@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -35,7 +36,7 @@ class LeafCache {
     }
   };
   struct alignas(64) Shard {
-    std::mutex mu;
+    std::shared_mutex mu;
     std::unordered_map<std::string, std::shared_ptr<const core::Certificate>, Hash, std::equal_to<>>
         map;
   };
