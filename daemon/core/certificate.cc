@@ -193,6 +193,10 @@ Result<Certificate> ParseCertificateDer(std::span<const uint8_t> der) {
   cert.public_key = ExtractPublicKey(x.get());
   cert.subject = NameString(X509_get_subject_name(x.get()));
   cert.common_name = CommonName(X509_get_subject_name(x.get()));
+  for (HashAlg alg : {HashAlg::kSha224, HashAlg::kSha256, HashAlg::kSha384, HashAlg::kSha512}) {
+    cert.trusted_digests[static_cast<size_t>(alg) - static_cast<size_t>(HashAlg::kSha224)] =
+        DigestValue(Digest(alg, cert.der));
+  }
   ERR_clear_error();
   return cert;
 }

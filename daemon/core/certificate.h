@@ -2,11 +2,13 @@
 // No chain validation: POSH pins certificates, it does not build paths (vectors/README).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/hash.h"
 #include "core/result.h"
 
 namespace posh::core {
@@ -38,6 +40,18 @@ struct Certificate {
   PublicKey public_key;
   std::string subject;      // one-line, for messages only
   std::string common_name;  // subject CN (UTF-8) or empty; used for JWK kid by publish
+  // Digests of `der` under each trusted algorithm (sha-224, -256, -384, -512), computed
+  // once by ParseCertificateDer: Verify keeps parsed leaves and matches each one many
+  // times (R13). Empty when the Certificate was built by hand; see TrustedDigest.
+  std::array<DigestValue, 4> trusted_digests;
+
+  // The precomputed digest for `alg`, or nullptr (untrusted algorithm, or not computed).
+  const DigestValue* TrustedDigest(HashAlg alg) const {
+    const int i = static_cast<int>(alg) - static_cast<int>(HashAlg::kSha224);
+    if (i < 0 || i >= static_cast<int>(trusted_digests.size())) return nullptr;
+    const DigestValue& d = trusted_digests[static_cast<size_t>(i)];
+    return d.empty() ? nullptr : &d;
+  }
 };
 
 // Parses exactly one DER certificate (trailing bytes: error). Never throws, never aborts

@@ -41,13 +41,16 @@ MatchOutcome Match(const PoshRecord& record, const Certificate& leaf, int64_t no
   if (record.format != Format::kJwk) {
     // R13, RFC 7711: strongest trusted hash of each descriptor, no fallback. Each digest
     // of the leaf is computed once (lazily); text is built only for the mismatch reason.
-    std::array<std::optional<std::vector<uint8_t>>, 8> digests;
-    std::vector<HashAlg> order;  // algorithms computed, in first-use order
-    auto leaf_hash = [&](HashAlg alg) -> const std::vector<uint8_t>& {
+    // A parsed leaf carries its trusted digests already (ParseCertificateDer).
+    std::array<std::optional<DigestValue>, 8> digests;
+    std::array<HashAlg, 8> order{};  // algorithms used, in first-use order (no allocation)
+    size_t used = 0;
+    auto leaf_hash = [&](HashAlg alg) -> const DigestValue& {
       auto& slot = digests[static_cast<size_t>(alg) % digests.size()];
       if (!slot) {
-        slot = Digest(alg, leaf.der);
-        order.push_back(alg);
+        const DigestValue* pre = leaf.TrustedDigest(alg);
+        slot = pre != nullptr ? *pre : DigestValue(Digest(alg, leaf.der));
+        order[used++] = alg;
       }
       return *slot;
     };
@@ -61,7 +64,7 @@ MatchOutcome Match(const PoshRecord& record, const Certificate& leaf, int64_t no
       if (leaf_hash(best->alg) == best->value) return Matched(record, i);
     }
     out.reason = "no descriptor matches the presented certificate (";
-    for (size_t i = 0; i < order.size(); ++i) {
+    for (size_t i = 0; i < used; ++i) {
       if (i > 0) out.reason += ", ";
       out.reason += std::string(HashAlgName(order[i])) + " " +
                     EncodeBase64(*digests[static_cast<size_t>(order[i]) % digests.size()]);
@@ -71,7 +74,9 @@ MatchOutcome Match(const PoshRecord& record, const Certificate& leaf, int64_t no
   }
 
   // R13/R14, JWK: x5c[0] equality (by sha-256) or public key equality; expired keys never match.
-  const auto leaf_sha256 = Digest(HashAlg::kSha256, leaf.der);
+  const DigestValue* pre_sha256 = leaf.TrustedDigest(HashAlg::kSha256);
+  const DigestValue leaf_sha256 =
+      pre_sha256 != nullptr ? *pre_sha256 : DigestValue(Digest(HashAlg::kSha256, leaf.der));
   std::string skipped;
   for (size_t i = 0; i < record.keys.size(); ++i) {
     const auto& k = record.keys[i];

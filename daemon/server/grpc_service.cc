@@ -1,7 +1,10 @@
 #include "server/grpc_service.h"
 
+#include <grpc/slice.h>
+
 #include "core/domain.h"
 #include "core/hash.h"
+#include "server/wire.h"
 #include "util/text.h"
 
 namespace posh::server {
@@ -13,7 +16,7 @@ void SetTime(google::protobuf::Timestamp* ts, int64_t ms) {
 }
 
 // R1/R2 validation; on failure fills `status` with INVALID_ARGUMENT.
-bool NormalizeKey(const std::string& domain, const std::string& service, cache::Key* key,
+bool NormalizeKey(std::string_view domain, std::string_view service, cache::Key* key,
                   grpc::Status* status) {
   auto d = core::NormalizeDomain(domain);
   if (!d) {
@@ -56,7 +59,63 @@ posh::v1::Verdict ToProto(core::Verdict v) {
   return posh::v1::VERDICT_UNSPECIFIED;
 }
 
+// A raw request's bytes in one piece: its only slice when it has one (no copy), else a
+// flattened copy. An unusable buffer reads as empty (then the domain is missing).
+class RequestBytes {
+ public:
+  explicit RequestBytes(const grpc::ByteBuffer& buffer) {
+    if (!buffer.TrySingleSlice(&slice_).ok() && !buffer.DumpToSingleSlice(&slice_).ok()) {
+      slice_ = grpc::Slice();
+    }
+  }
+  std::string_view view() const {
+    return {reinterpret_cast<const char*>(slice_.begin()), slice_.size()};
+  }
+
+ private:
+  grpc::Slice slice_;
+};
+
+void SetSingleSlice(grpc::Slice slice, grpc::ByteBuffer* response) {
+  grpc::ByteBuffer buffer(&slice, 1);
+  response->Swap(&buffer);
+}
+
 }  // namespace
+
+grpc::Slice SerializeToSlice(const google::protobuf::MessageLite& message) {
+  const size_t size = message.ByteSizeLong();
+  grpc_slice slice = grpc_slice_malloc(size);
+  message.SerializeWithCachedSizesToArray(GRPC_SLICE_START_PTR(slice));
+  return grpc::Slice(slice, grpc::Slice::STEAL_REF);
+}
+
+grpc::ByteBuffer VerifyResponseBuffer(const cache::Key& key, const VerifyAnswer& answer,
+                                      const grpc::Slice& record) {
+  // posh.v1.VerifyResponse field numbers; proto3 leaves default values out.
+  std::string head;
+  head.reserve(64 + key.domain.size() + key.service.size() + answer.reason.size());
+  const auto verdict = ToProto(answer.verdict);
+  if (verdict != 0) wire::AppendVarintField(&head, 1, static_cast<uint64_t>(verdict));
+  if (!key.domain.empty()) wire::AppendBytesField(&head, 2, key.domain);
+  if (!key.service.empty()) wire::AppendBytesField(&head, 3, key.service);
+  const cache::Entry& e = *answer.lookup.entry;
+  if (e.record && !e.record->delegated_to.empty())
+    wire::AppendBytesField(&head, 4, e.record->delegated_to);
+  if (!answer.reason.empty()) wire::AppendBytesField(&head, 5, SanitizeUtf8(answer.reason));
+  if (!answer.match.kid.empty()) wire::AppendBytesField(&head, 6, answer.match.kid);
+  const int32_t index = answer.match.matched ? answer.match.key_index : -1;
+  if (index != 0) wire::AppendInt32Field(&head, 7, index);
+  wire::AppendLengthPrefix(&head, 8, record.size());
+  grpc::Slice slices[3] = {grpc::Slice(head), record, grpc::Slice()};
+  size_t n = 2;
+  if (answer.lookup.from_cache) {
+    std::string tail;
+    wire::AppendVarintField(&tail, 9, 1);
+    slices[n++] = grpc::Slice(tail);
+  }
+  return grpc::ByteBuffer(slices, n);
+}
 
 std::shared_ptr<const core::Certificate> LeafCache::Get(std::string_view der) {
   const size_t h = std::hash<std::string_view>{}(der);
@@ -133,62 +192,110 @@ void ResolverGrpcService::Reject(grpc::ServerUnaryReactor* reactor, const std::s
   Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
 }
 
-bool ResolverGrpcService::AdmitKey(grpc::ServerUnaryReactor* reactor, const std::string& domain,
-                                   const std::string& service, cache::Key* key) {
-  if (!Admit(reactor)) return false;
-  grpc::Status bad;
-  if (!NormalizeKey(domain, service, key, &bad)) {
-    Reject(reactor, bad.error_message());
+bool ResolverGrpcService::AcceptRequest(grpc::ServerUnaryReactor* reactor, std::string_view message,
+                                        const std::string& parse_error, std::string_view domain,
+                                        std::string_view service, cache::Key* key) {
+  if (!parse_error.empty()) {
+    Reject(reactor, "malformed " + std::string(message) + ": " + parse_error);
+    return false;
+  }
+  grpc::Status invalid;
+  if (!NormalizeKey(domain, service, key, &invalid)) {
+    Reject(reactor, invalid.error_message());
     return false;
   }
   return true;
 }
 
+bool ResolverGrpcService::AdmitKey(grpc::ServerUnaryReactor* reactor, std::string_view domain,
+                                   std::string_view service, cache::Key* key) {
+  return Admit(reactor) && AcceptRequest(reactor, "", "", domain, service, key);
+}
+
+grpc::Slice ResolverGrpcService::LookupAnswerBytes(const cache::Key& key,
+                                                   const LookupAnswer& answer) {
+  // Only a fresh hit is kept: its bytes depend on nothing but the entry and the key.
+  const bool keep = answer.from_cache && !answer.stale;
+  grpc::Slice bytes;
+  if (keep && answers_.Get(key, answer.entry.get(), &bytes)) return bytes;
+  posh::v1::LookupResponse message;
+  FillLookupResponse(key, answer, &message);
+  bytes = SerializeToSlice(message);
+  if (keep) answers_.Put(key, answer.entry, bytes);
+  return bytes;
+}
+
+void ResolverGrpcService::SetLookupResponse(const cache::Key& key, const LookupAnswer& answer,
+                                            grpc::ByteBuffer* response) {
+  SetSingleSlice(LookupAnswerBytes(key, answer), response);
+}
+
+void ResolverGrpcService::SetVerifyResponse(const cache::Key& key, const VerifyAnswer& answer,
+                                            grpc::ByteBuffer* response) {
+  grpc::ByteBuffer buffer =
+      VerifyResponseBuffer(key, answer, LookupAnswerBytes(key, answer.lookup));
+  response->Swap(&buffer);
+}
+
 grpc::ServerUnaryReactor* ResolverGrpcService::Lookup(grpc::CallbackServerContext* ctx,
-                                                      const posh::v1::LookupRequest* request,
-                                                      posh::v1::LookupResponse* response) {
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
   auto* reactor = ctx->DefaultReactor();
+  if (!Admit(reactor)) return reactor;
+  const RequestBytes bytes(*request);
+  wire::LookupRequestView req;
   cache::Key key;
-  if (!AdmitKey(reactor, request->domain(), request->service(), &key)) return reactor;
-  service_.Lookup(key, request->refresh(), [this, reactor, response, key](LookupAnswer a) {
-    FillLookupResponse(key, a, response);
+  if (!AcceptRequest(reactor, "LookupRequest", wire::ParseLookupRequest(bytes.view(), &req),
+                     req.domain, req.service, &key))
+    return reactor;
+  LookupAnswer hit;
+  if (!req.refresh && service_.LookupCached(key, &hit)) {  // the hot path: no callback object
+    SetLookupResponse(key, hit, response);
+    Finish(reactor, grpc::Status::OK);
+    return reactor;
+  }
+  service_.LookupMiss(key, req.refresh, [this, reactor, response, key](LookupAnswer a) {
+    SetLookupResponse(key, a, response);
     Finish(reactor, grpc::Status::OK);
   });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContext* ctx,
-                                                      const posh::v1::VerifyRequest* request,
-                                                      posh::v1::VerifyResponse* response) {
+                                                      const grpc::ByteBuffer* request,
+                                                      grpc::ByteBuffer* response) {
   auto* reactor = ctx->DefaultReactor();
+  if (!Admit(reactor)) return reactor;
+  const RequestBytes bytes(*request);
+  wire::VerifyRequestView req;
   cache::Key key;
-  if (!AdmitKey(reactor, request->domain(), request->service(), &key)) return reactor;
-  if (request->presented_chain_size() == 0 || request->presented_chain(0).empty()) {
+  if (!AcceptRequest(reactor, "VerifyRequest", wire::ParseVerifyRequest(bytes.view(), &req),
+                     req.domain, req.service, &key))
+    return reactor;
+  if (req.chain_size == 0 || req.leaf.empty()) {
     Reject(reactor, "presented_chain is empty: give the DER leaf certificate first");
     return reactor;
   }
-  const std::string& leaf_der = request->presented_chain(0);
-  std::shared_ptr<const core::Certificate> shared_leaf = leaves_.Get(leaf_der);
-  if (!shared_leaf) {
-    auto leaf = core::ParseCertificateDer(std::span<const uint8_t>(
-        reinterpret_cast<const uint8_t*>(leaf_der.data()), leaf_der.size()));
-    if (!leaf) {
-      Reject(reactor, "presented_chain[0] is not a DER certificate: " + leaf.error().message);
+  std::shared_ptr<const core::Certificate> leaf = leaves_.Get(req.leaf);
+  if (!leaf) {
+    auto parsed = core::ParseCertificateDer(std::span<const uint8_t>(
+        reinterpret_cast<const uint8_t*>(req.leaf.data()), req.leaf.size()));
+    if (!parsed) {
+      Reject(reactor, "presented_chain[0] is not a DER certificate: " + parsed.error().message);
       return reactor;
     }
-    shared_leaf = std::make_shared<const core::Certificate>(std::move(leaf).value());
-    leaves_.Put(leaf_der, shared_leaf);
+    leaf = std::make_shared<const core::Certificate>(std::move(parsed).value());
+    leaves_.Put(req.leaf, leaf);
   }
-  service_.Verify(key, std::move(shared_leaf), [this, reactor, response, key](VerifyAnswer v) {
-    response->set_verdict(ToProto(v.verdict));
-    response->set_domain(key.domain);
-    response->set_service(key.service);
-    if (v.lookup.entry->record) response->set_delegated_to(v.lookup.entry->record->delegated_to);
-    response->set_reason(SanitizeUtf8(v.reason));
-    response->set_matched_kid(v.match.kid);
-    response->set_matched_key_index(v.match.matched ? v.match.key_index : -1);
-    response->set_from_cache(v.lookup.from_cache);
-    FillLookupResponse(key, v.lookup, response->mutable_record());
+  VerifyAnswer hit;
+  if (service_.VerifyCached(key, *leaf, &hit)) {  // the hot path: no callback object
+    SetVerifyResponse(key, hit, response);
+    Finish(reactor, grpc::Status::OK);
+    return reactor;
+  }
+  // The callback keeps nothing of `req`: it points into the request bytes.
+  service_.VerifyMiss(key, std::move(leaf), [this, reactor, response, key](VerifyAnswer v) {
+    SetVerifyResponse(key, v, response);
     Finish(reactor, grpc::Status::OK);
   });
   return reactor;

@@ -1,5 +1,10 @@
 // posh.v1.Resolver over gRPC's callback API. Validates input on the gRPC thread, answers
 // cache hits there, and finishes misses from the loop thread. Knows nothing of libcurl.
+//
+// Lookup and Verify, the RPCs on every XMPP connection's path, are raw methods: the
+// request is read in place (wire.h) and a cache hit is answered with bytes kept from an
+// earlier answer to the same entry (AnswerCache), so a hit builds no message objects. The
+// bytes on the wire are those the generated code would write (tests/unit/server).
 #pragma once
 
 #include <atomic>
@@ -11,6 +16,7 @@
 #include <unordered_map>
 
 #include "posh/v1/resolver.grpc.pb.h"
+#include "server/answer_cache.h"
 #include "server/posh_service.h"
 
 namespace posh::server {
@@ -44,7 +50,13 @@ class LeafCache {
   Shard shards_[kShards];
 };
 
-class ResolverGrpcService final : public posh::v1::Resolver::CallbackService {
+namespace v1 = posh::v1;
+using ResolverServiceBase = v1::Resolver::WithRawCallbackMethod_Lookup<
+    v1::Resolver::WithRawCallbackMethod_Verify<v1::Resolver::WithCallbackMethod_ListEntries<
+        v1::Resolver::WithCallbackMethod_Evict<v1::Resolver::WithCallbackMethod_Flush<
+            v1::Resolver::WithCallbackMethod_GetStats<v1::Resolver::Service>>>>>>;
+
+class ResolverGrpcService final : public ResolverServiceBase {
  public:
   explicit ResolverGrpcService(PoshService& service) : service_(service) {}
 
@@ -53,12 +65,14 @@ class ResolverGrpcService final : public posh::v1::Resolver::CallbackService {
   // RPCs accepted and not finished yet.
   uint64_t Active() const { return active_.load(std::memory_order_relaxed); }
 
+  // Raw: `request` is a serialised LookupRequest / VerifyRequest, `response` receives a
+  // serialised LookupResponse / VerifyResponse.
   grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* ctx,
-                                   const posh::v1::LookupRequest* request,
-                                   posh::v1::LookupResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Verify(grpc::CallbackServerContext* ctx,
-                                   const posh::v1::VerifyRequest* request,
-                                   posh::v1::VerifyResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListEntries(grpc::CallbackServerContext* ctx,
                                         const posh::v1::ListEntriesRequest* request,
                                         posh::v1::ListEntriesResponse* response) override;
@@ -78,17 +92,35 @@ class ResolverGrpcService final : public posh::v1::Resolver::CallbackService {
   // INVALID_ARGUMENT, counted.
   void Reject(grpc::ServerUnaryReactor* reactor, const std::string& why);
   // Admit() plus R1/R2 normalisation of the request's key; false when already answered.
-  bool AdmitKey(grpc::ServerUnaryReactor* reactor, const std::string& domain,
-                const std::string& service, cache::Key* key);
+  bool AdmitKey(grpc::ServerUnaryReactor* reactor, std::string_view domain,
+                std::string_view service, cache::Key* key);
+  // After Admit(), for a raw request: refuses it when it did not parse (`parse_error`) or
+  // its key is invalid (R1/R2); false when already answered.
+  bool AcceptRequest(grpc::ServerUnaryReactor* reactor, std::string_view message,
+                     const std::string& parse_error, std::string_view domain,
+                     std::string_view service, cache::Key* key);
+  // The serialised LookupResponse for `answer` (kept in answers_ when it is a fresh hit).
+  grpc::Slice LookupAnswerBytes(const cache::Key& key, const LookupAnswer& answer);
+  void SetLookupResponse(const cache::Key& key, const LookupAnswer& answer,
+                         grpc::ByteBuffer* response);
+  void SetVerifyResponse(const cache::Key& key, const VerifyAnswer& answer,
+                         grpc::ByteBuffer* response);
 
   PoshService& service_;
   std::atomic<bool> accepting_{true};
   std::atomic<uint64_t> active_{0};
   LeafCache leaves_;
+  AnswerCache answers_;
 };
 
 // Fills a LookupResponse from a service answer (shared with tests and the snapshot view).
 void FillLookupResponse(const cache::Key& key, const LookupAnswer& answer,
                         posh::v1::LookupResponse* out);
+// The VerifyResponse for `answer` around `record`, the serialised LookupResponse of
+// answer.lookup: fields 1-7, 8 (`record`), 9, in field order, as three slices.
+grpc::ByteBuffer VerifyResponseBuffer(const cache::Key& key, const VerifyAnswer& answer,
+                                      const grpc::Slice& record);
+// `message` serialised into one slice.
+grpc::Slice SerializeToSlice(const google::protobuf::MessageLite& message);
 
 }  // namespace posh::server

@@ -1,5 +1,6 @@
 // poshd: the POSH resolution daemon. Threads: main (signals, snapshots, lifecycle), the
 // loop thread (all network I/O), gRPC's callback threads (validation, cache hits).
+#include <absl/synchronization/mutex.h>
 #include <fcntl.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -308,6 +309,9 @@ int Run(int argc, char** argv, DaemonOptions opts) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's abseil tracks lock order for every absl::Mutex (gRPC's locks): ~3 % of the CPU
+  // of each RPC in GraphCycles bookkeeping (docs/BENCHMARKS.md). poshd's own locks are std::.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto built = BuildOptions(argc, argv);
   if (!built) {
     std::fprintf(stderr, "poshd: %s\n", built.error().message.c_str());

@@ -119,17 +119,30 @@ std::string PoshService::MapKey(const cache::Key& key) {
 }
 
 void PoshService::Lookup(const cache::Key& key, bool refresh, LookupCallback cb) {
-  stats_.lookups.fetch_add(1, std::memory_order_relaxed);
-  if (!refresh) {
-    // Hot path: answered on the caller's thread, shared locks only.
-    if (auto hit = store_.Get(key, clock_.NowMs())) {
-      stats_.cache_hits.fetch_add(1, std::memory_order_relaxed);
-      if (hit->stale) stats_.stale_served.fetch_add(1, std::memory_order_relaxed);
-      if (hit->needs_refresh) MaybeStartBackgroundRefresh(key);
-      cb(LookupAnswer{std::move(hit->entry), true, hit->stale});
-      return;
-    }
+  LookupAnswer hit;
+  if (!refresh && LookupCached(key, &hit)) {
+    cb(std::move(hit));
+    return;
   }
+  LookupMiss(key, refresh, std::move(cb));
+}
+
+bool PoshService::LookupCached(const cache::Key& key, LookupAnswer* out) {
+  // Hot path: answered on the caller's thread, shared locks only.
+  auto hit = store_.Get(key, clock_.NowMs());
+  if (!hit) return false;
+  stats_.lookups.fetch_add(1, std::memory_order_relaxed);
+  stats_.cache_hits.fetch_add(1, std::memory_order_relaxed);
+  if (hit->stale) stats_.stale_served.fetch_add(1, std::memory_order_relaxed);
+  if (hit->needs_refresh) MaybeStartBackgroundRefresh(key);
+  out->entry = std::move(hit->entry);
+  out->from_cache = true;
+  out->stale = hit->stale;
+  return true;
+}
+
+void PoshService::LookupMiss(const cache::Key& key, bool refresh, LookupCallback cb) {
+  stats_.lookups.fetch_add(1, std::memory_order_relaxed);
   stats_.cache_misses.fetch_add(1, std::memory_order_relaxed);
   auto shared_cb = std::make_shared<LookupCallback>(std::move(cb));
   bool posted = loop_.Post(
@@ -300,28 +313,52 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
 
 void PoshService::Verify(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
                          VerifyCallback cb) {
+  VerifyAnswer answer;
+  if (VerifyCached(key, *leaf, &answer)) {
+    cb(std::move(answer));
+    return;
+  }
+  VerifyMiss(key, std::move(leaf), std::move(cb));
+}
+
+bool PoshService::VerifyCached(const cache::Key& key, const core::Certificate& leaf,
+                               VerifyAnswer* out) {
+  LookupAnswer hit;
+  if (!LookupCached(key, &hit)) return false;
   stats_.verifies.fetch_add(1, std::memory_order_relaxed);
+  *out = Judge(std::move(hit), leaf);
+  return true;
+}
+
+void PoshService::VerifyMiss(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
+                             VerifyCallback cb) {
+  stats_.verifies.fetch_add(1, std::memory_order_relaxed);
+  // Lookup, not LookupMiss: the entry may have arrived since the caller's miss.
   Lookup(key, false, [this, leaf = std::move(leaf), cb = std::move(cb)](LookupAnswer a) {
-    VerifyAnswer v;
-    const cache::Entry& e = *a.entry;
-    switch (e.status) {
-      case cache::EntryStatus::kFound:
-        v.match = core::Match(*e.record, *leaf, clock_.NowSeconds());
-        v.verdict = v.match.matched ? core::Verdict::kVerified : core::Verdict::kNotVerified;
-        v.reason = v.match.matched ? "" : v.match.reason;
-        break;
-      case cache::EntryStatus::kNotFound:
-        v.verdict = core::Verdict::kNoPosh;
-        v.reason = "no POSH document published";
-        break;
-      case cache::EntryStatus::kError:
-        v.verdict = core::Verdict::kError;
-        v.reason = e.error;
-        break;
-    }
-    v.lookup = std::move(a);
-    cb(std::move(v));
+    cb(Judge(std::move(a), *leaf));
   });
+}
+
+VerifyAnswer PoshService::Judge(LookupAnswer lookup, const core::Certificate& leaf) const {
+  VerifyAnswer v;
+  const cache::Entry& e = *lookup.entry;
+  switch (e.status) {
+    case cache::EntryStatus::kFound:
+      v.match = core::Match(*e.record, leaf, clock_.NowSeconds());
+      v.verdict = v.match.matched ? core::Verdict::kVerified : core::Verdict::kNotVerified;
+      if (!v.match.matched) v.reason = v.match.reason;
+      break;
+    case cache::EntryStatus::kNotFound:
+      v.verdict = core::Verdict::kNoPosh;
+      v.reason = "no POSH document published";
+      break;
+    case cache::EntryStatus::kError:
+      v.verdict = core::Verdict::kError;
+      v.reason = e.error;
+      break;
+  }
+  v.lookup = std::move(lookup);
+  return v;
 }
 
 void PoshService::UpdateOptions(ServiceOptions options) {

@@ -85,11 +85,22 @@ class PoshService {
   void StopOnLoop();
 
   // Any thread. `cb` runs synchronously on a cache hit, else later on the loop thread.
-  // `key` must be normalised.
+  // `key` must be normalised. Same as LookupCached, then LookupMiss when it misses.
   void Lookup(const cache::Key& key, bool refresh, LookupCallback cb);
-  // Verify `leaf` (already parsed) for key (R13-R15).
+  // Verify `leaf` (already parsed) for key (R13-R15). VerifyCached, then VerifyMiss.
   void Verify(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
               VerifyCallback cb);
+
+  // The hot path, split out so that a caller can answer a hit without a callback object:
+  // true and `*out` set when the store has a servable entry (counted as a lookup and a
+  // hit; may post a background refresh, R19). False: nothing counted, call the *Miss form.
+  bool LookupCached(const cache::Key& key, LookupAnswer* out);
+  bool VerifyCached(const cache::Key& key, const core::Certificate& leaf, VerifyAnswer* out);
+  // Counts the lookup (or verify) and the miss and answers from the loop thread, joining
+  // or starting a retrieval (R18). A hit that appeared meanwhile is answered at once.
+  void LookupMiss(const cache::Key& key, bool refresh, LookupCallback cb);
+  void VerifyMiss(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
+                  VerifyCallback cb);
 
   // Reloadable settings (SIGHUP): applied on the loop thread.
   void UpdateOptions(ServiceOptions options);
@@ -119,6 +130,8 @@ class PoshService {
   void OnResolvedOnLoop(const cache::Key& key, resolve::Resolution resolution);
   void MaybeStartBackgroundRefresh(const cache::Key& key);
   static std::string MapKey(const cache::Key& key);
+  // R13-R15 on an answered lookup.
+  VerifyAnswer Judge(LookupAnswer lookup, const core::Certificate& leaf) const;
   static std::shared_ptr<const cache::Entry> ShuttingDownEntry();
 
   EventLoop& loop_;

@@ -54,6 +54,41 @@ TEST_F(R13Match, Rfc7711EachTrustedHashAlone) {
   }
 }
 
+// ParseCertificateDer computes the trusted digests once; Match uses them, and computes
+// them itself for a certificate built without them.
+TEST_F(R13Match, ParsedLeafCarriesItsTrustedDigests) {
+  auto parsed = ParseCertificateDer(leaf_.der);
+  ASSERT_TRUE(parsed.ok());
+  for (auto alg : {HashAlg::kSha224, HashAlg::kSha256, HashAlg::kSha384, HashAlg::kSha512}) {
+    const DigestValue* d = parsed.value().TrustedDigest(alg);
+    ASSERT_NE(d, nullptr) << HashAlgName(alg);
+    EXPECT_TRUE(*d == Digest(alg, leaf_.der)) << HashAlgName(alg);
+  }
+  EXPECT_EQ(parsed.value().TrustedDigest(HashAlg::kSha1), nullptr);
+  EXPECT_EQ(parsed.value().TrustedDigest(HashAlg::kMd5), nullptr);
+}
+
+TEST_F(R13Match, DigestsComputedWhenNotPrecomputed) {
+  Certificate bare = leaf_;
+  bare.trusted_digests = {};
+  auto rec = Record(R"({"fingerprints":[{"sha-512":")" + B64(HashAlg::kSha512, leaf_) +
+                    R"("}],"expires":60})");
+  EXPECT_TRUE(Match(rec, bare, kNow).matched);
+  auto miss = Match(rec, other_, kNow);
+  EXPECT_FALSE(miss.matched);
+  EXPECT_NE(miss.reason.find(B64(HashAlg::kSha512, other_)), std::string::npos) << miss.reason;
+}
+
+TEST_F(R13Match, PrecomputedDigestIsTheOneCompared) {
+  Certificate forged = leaf_;
+  auto parsed_other = ParseCertificateDer(other_.der);
+  ASSERT_TRUE(parsed_other.ok());
+  forged.trusted_digests = parsed_other.value().trusted_digests;
+  auto rec = Record(R"({"fingerprints":[{"sha-256":")" + B64(HashAlg::kSha256, other_) +
+                    R"("}],"expires":60})");
+  EXPECT_TRUE(Match(rec, forged, kNow).matched);
+}
+
 TEST_F(R13Match, Rfc7711Mismatch) {
   auto rec = Record(R"({"fingerprints":[{"sha-256":")" + B64(HashAlg::kSha256, other_) +
                     R"("}],"expires":60})");

@@ -1,0 +1,64 @@
+#include "server/answer_cache.h"
+
+#include <functional>
+#include <mutex>
+#include <vector>
+
+namespace posh::server {
+
+size_t AnswerCache::Cost(const Answer& a) {
+  // The bytes plus a rough node overhead, so that many tiny answers are bounded too.
+  return a.bytes.size() + a.key.domain.size() + a.key.service.size() + 192;
+}
+
+const AnswerCache::Shard& AnswerCache::ShardFor(const cache::Entry* entry) const {
+  return shards_[std::hash<const cache::Entry*>{}(entry) / alignof(cache::Entry) % kShards];
+}
+
+AnswerCache::Shard& AnswerCache::ShardFor(const cache::Entry* entry) {
+  return shards_[std::hash<const cache::Entry*>{}(entry) / alignof(cache::Entry) % kShards];
+}
+
+bool AnswerCache::Get(const cache::Key& key, const cache::Entry* entry, grpc::Slice* out) const {
+  const Shard& s = ShardFor(entry);
+  std::shared_lock lock(s.mu);
+  auto it = s.map.find(entry);
+  if (it == s.map.end() || it->second.key != key) return false;
+  *out = it->second.bytes;  // a reference, not a copy of the bytes
+  return true;
+}
+
+void AnswerCache::Put(const cache::Key& key, std::shared_ptr<const cache::Entry> entry,
+                      const grpc::Slice& bytes) {
+  if (!entry || bytes.size() > kMaxAnswerBytes) return;
+  Answer answer{std::move(entry), key, bytes};
+  const size_t cost = Cost(answer);
+  Shard& s = ShardFor(answer.entry.get());
+  std::vector<Answer> dropped;  // released after the lock
+  std::unique_lock lock(s.mu);
+  if (auto it = s.map.find(answer.entry.get()); it != s.map.end()) {
+    s.bytes -= Cost(it->second);
+    dropped.push_back(std::move(it->second));
+    s.map.erase(it);
+  }
+  while (!s.map.empty() && s.bytes + cost > kBytesPerShard) {
+    auto victim = s.map.begin();
+    s.bytes -= Cost(victim->second);
+    dropped.push_back(std::move(victim->second));
+    s.map.erase(victim);
+  }
+  s.bytes += cost;
+  const cache::Entry* id = answer.entry.get();
+  s.map.emplace(id, std::move(answer));
+}
+
+size_t AnswerCache::Size() const {
+  size_t n = 0;
+  for (const Shard& s : shards_) {
+    std::shared_lock lock(s.mu);
+    n += s.map.size();
+  }
+  return n;
+}
+
+}  // namespace posh::server

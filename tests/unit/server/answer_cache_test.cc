@@ -1,0 +1,111 @@
+// AnswerCache: kept answers are found only for the same entry under the same key, and the
+// cache stays within its byte budget.
+#include "server/answer_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace posh::server {
+namespace {
+
+std::shared_ptr<const cache::Entry> NewEntry() {
+  auto e = std::make_shared<cache::Entry>();
+  e->status = cache::EntryStatus::kNotFound;
+  return e;
+}
+
+std::string Str(const grpc::Slice& s) {
+  return std::string(reinterpret_cast<const char*>(s.begin()), s.size());
+}
+
+TEST(AnswerCache, HitOnlyForTheSameEntryAndKey) {
+  AnswerCache answers;
+  const cache::Key key{"example.com", "xmpp-server"};
+  auto entry = NewEntry();
+  grpc::Slice out;
+  EXPECT_FALSE(answers.Get(key, entry.get(), &out));
+  answers.Put(key, entry, grpc::Slice(std::string("answer-1")));
+  ASSERT_TRUE(answers.Get(key, entry.get(), &out));
+  EXPECT_EQ(Str(out), "answer-1");
+
+  // Another key holding the same entry object is not given this key's answer.
+  EXPECT_FALSE(answers.Get(cache::Key{"other.example", "xmpp-server"}, entry.get(), &out));
+  EXPECT_FALSE(answers.Get(cache::Key{"example.com", "xmpp-client"}, entry.get(), &out));
+  // A refreshed record is a new entry: no kept answer until one is put.
+  auto refreshed = NewEntry();
+  EXPECT_FALSE(answers.Get(key, refreshed.get(), &out));
+  answers.Put(key, refreshed, grpc::Slice(std::string("answer-2")));
+  ASSERT_TRUE(answers.Get(key, refreshed.get(), &out));
+  EXPECT_EQ(Str(out), "answer-2");
+  // Replacing the answer of the same entry keeps one.
+  answers.Put(key, refreshed, grpc::Slice(std::string("answer-3")));
+  ASSERT_TRUE(answers.Get(key, refreshed.get(), &out));
+  EXPECT_EQ(Str(out), "answer-3");
+  EXPECT_EQ(answers.Size(), 2u);
+}
+
+TEST(AnswerCache, KeepsItsEntryAlive) {
+  AnswerCache answers;
+  const cache::Key key{"example.com", "xmpp-server"};
+  auto entry = NewEntry();
+  std::weak_ptr<const cache::Entry> weak = entry;
+  answers.Put(key, std::move(entry), grpc::Slice(std::string("a")));
+  // The store dropped the entry; its address cannot be reused while the answer is kept.
+  EXPECT_FALSE(weak.expired());
+}
+
+TEST(AnswerCache, BoundedInBytes) {
+  AnswerCache answers;
+  const std::string big(4000, 'x');
+  std::vector<std::shared_ptr<const cache::Entry>> entries;
+  for (int i = 0; i < 10000; ++i) {
+    entries.push_back(NewEntry());
+    answers.Put(cache::Key{"d" + std::to_string(i) + ".example", "xmpp-server"}, entries.back(),
+                grpc::Slice(big));
+  }
+  const size_t budget = AnswerCache::kShards * AnswerCache::kBytesPerShard;
+  EXPECT_LE(answers.Size() * big.size(), budget);
+  EXPECT_GT(answers.Size(), budget / (big.size() + 400) / 2);  // most of the budget is used
+  // The newest answer is always kept.
+  grpc::Slice out;
+  EXPECT_TRUE(answers.Get(cache::Key{"d9999.example", "xmpp-server"}, entries.back().get(), &out));
+}
+
+TEST(AnswerCache, OversizedAnswersAreNotKept) {
+  AnswerCache answers;
+  const cache::Key key{"example.com", "xmpp-server"};
+  auto entry = NewEntry();
+  answers.Put(key, entry, grpc::Slice(std::string(AnswerCache::kMaxAnswerBytes + 1, 'x')));
+  grpc::Slice out;
+  EXPECT_FALSE(answers.Get(key, entry.get(), &out));
+  EXPECT_EQ(answers.Size(), 0u);
+}
+
+TEST(AnswerCache, ConcurrentReadersAndWriters) {
+  AnswerCache answers;
+  std::vector<std::shared_ptr<const cache::Entry>> entries;
+  for (int i = 0; i < 64; ++i) entries.push_back(NewEntry());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      grpc::Slice out;
+      for (int i = 0; i < 20000; ++i) {
+        const size_t n = static_cast<size_t>(i * 7 + t) % entries.size();
+        const cache::Key key{"d" + std::to_string(n), "xmpp-server"};
+        if (answers.Get(key, entries[n].get(), &out)) {
+          ASSERT_EQ(Str(out), key.domain);
+        } else {
+          answers.Put(key, entries[n], grpc::Slice(key.domain));
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(answers.Size(), entries.size());
+}
+
+}  // namespace
+}  // namespace posh::server
