@@ -27,13 +27,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench-release}
 BUILD_TYPE=${BUILD_TYPE:-Release}
 REPS=${BENCH_REPS:-5}
+SWEEP_REPS=${SWEEP_REPS:-3}
 SECS=${BENCH_SECONDS:-3}
 COLD_REPS=${COLD_REPS:-3}
 BIG_COLD=${BIG_COLD:-10000}
 MEM_ENTRIES=${MEM_ENTRIES:-100000}
 SLOW_DELAY=${SLOW_DELAY:-1.0}
 if [ "${QUICK:-0}" = 1 ]; then
-  REPS=1 SECS=1 COLD_REPS=1 BIG_COLD=0 MEM_ENTRIES=5000
+  REPS=1 SECS=1 COLD_REPS=1 BIG_COLD=0 MEM_ENTRIES=5000 SWEEP_REPS=1
 fi
 WRITE_DOC=0
 [ "${1:-}" = "--write-doc" ] && WRITE_DOC=1
@@ -206,6 +207,20 @@ for c in $(want rpc && echo 1 16 64); do
       "$LOAD" --socket "$SOCK" --mode "$mode" --concurrency "$c" --reps 1 --seconds "$SECS" \
         --warmup 0.3 --domain xmpp.bench.test --chain "$WORK/leaf.der,$WORK/ca.der" \
         --server-pid "$POSHD_PID" 2>/dev/null | sed "s/^RESULT /RESULT rep=$rep /" | tee -a "$RES"
+    done
+  done
+done
+
+# ---- 1b. tail latency at 16 callers vs the number of connections they share (health and
+# lookup interleaved): with several callers per HTTP/2 connection a caller waits behind the
+# others whenever the thread serving that connection is preempted (2 cores, client and server
+# on the same ones).
+for ch in $(want rpc && echo 1 2 4 8 16); do
+  for rep in $(seq "$SWEEP_REPS"); do
+    for mode in health lookup; do
+      "$LOAD" --socket "$SOCK" --mode "$mode" --concurrency 16 --channels "$ch" --reps 1 \
+        --seconds "$SECS" --warmup 0.3 --domain xmpp.bench.test --server-pid "$POSHD_PID" \
+        2>/dev/null | sed "s/^RESULT /SWEEP rep=$rep /" | tee -a "$RES"
     done
   done
 done

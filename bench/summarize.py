@@ -88,6 +88,30 @@ def summarize(path, command):
         w('Unexpected answers or RPC errors: %d.' % bad)
         w('')
 
+    # ---- connections sweep at 16 callers
+    sweep = {}
+    for k, kv, _ in rows:
+        if k == 'SWEEP':
+            sweep.setdefault((kv['mode'], int(kv['channels'])), []).append(kv)
+    if sweep:
+        w('### 1b. Tail latency at 16 callers vs the connections they share')
+        w('')
+        w('The same closed loop at 16 callers, spread over 1-16 connections (the table above '
+          'uses one connection per caller). Medians of %d interleaved repetitions.' %
+          max(len(v) for v in sweep.values()))
+        w('')
+        w('| connections | health req/s | health p50 µs | health p99 µs | lookup req/s | lookup / floor | lookup p50 µs | lookup p99 µs |')
+        w('|---:|---:|---:|---:|---:|---:|---:|---:|')
+        for ch in sorted({c for _, c in sweep}):
+            h, l = sweep.get(('health', ch), []), sweep.get(('lookup', ch), [])
+            if not h or not l:
+                continue
+            hr, lr = med([x['rps'] for x in h]), med([x['rps'] for x in l])
+            w('| %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f | %.0f |' % (
+                ch, hr, med([x['p50_us'] for x in h]), med([x['p99_us'] for x in h]), lr, lr / hr,
+                med([x['p50_us'] for x in l]), med([x['p99_us'] for x in l])))
+        w('')
+
     # ---- targets
     targets = []
     def ratio_at(mode, c):
