@@ -43,6 +43,7 @@ class AnswerCache {
     size_t bytes = 0;
   };
   static size_t Cost(const Answer& a);
+  static size_t ShardIndex(const cache::Entry* entry);
   const Shard& ShardFor(const cache::Entry* entry) const;
   Shard& ShardFor(const cache::Entry* entry);
 
