@@ -294,7 +294,7 @@ void BM_RpcLookupHitRaw(benchmark::State& state) {
     server::LookupAnswer a;
     if (!sf.service.LookupCached(key, &a)) state.SkipWithError("not a cache hit");
     grpc::Slice out;
-    if (!answers.Get(key, a.entry.get(), &out)) {
+    if (!answers.Get(key, a.entry, &out)) {
       posh::v1::LookupResponse resp;
       server::FillLookupResponse(key, a, &resp);
       out = server::SerializeToSlice(resp);

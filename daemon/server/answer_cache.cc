@@ -7,8 +7,9 @@
 namespace posh::server {
 
 size_t AnswerCache::Cost(const Answer& a) {
-  // The bytes plus a rough node overhead, so that many tiny answers are bounded too.
-  return a.bytes.size() + a.key.domain.size() + a.key.service.size() + 192;
+  // The bytes plus a rough overhead: the map node and slice header (~190 B) and the
+  // dropped entry's block a weak reference keeps allocated (~130 B with make_shared).
+  return a.bytes.size() + a.key.domain.size() + a.key.service.size() + 320;
 }
 
 size_t AnswerCache::ShardIndex(const cache::Entry* entry) {
@@ -26,24 +27,29 @@ AnswerCache::Shard& AnswerCache::ShardFor(const cache::Entry* entry) {
   return shards_[ShardIndex(entry)];
 }
 
-bool AnswerCache::Get(const cache::Key& key, const cache::Entry* entry, grpc::Slice* out) const {
-  const Shard& s = ShardFor(entry);
+bool AnswerCache::Get(const cache::Key& key, const std::shared_ptr<const cache::Entry>& entry,
+                      grpc::Slice* out) const {
+  const Shard& s = ShardFor(entry.get());
   std::shared_lock lock(s.mu);
-  auto it = s.map.find(entry);
-  if (it == s.map.end() || it->second.key != key) return false;
+  auto it = s.map.find(entry.get());
+  if (it == s.map.end()) return false;
+  const Answer& a = it->second;
+  // Same owner: the very entry the answer was made for, not one at a recycled address.
+  if (a.entry.owner_before(entry) || entry.owner_before(a.entry) || a.key != key) return false;
   *out = it->second.bytes;  // a reference, not a copy of the bytes
   return true;
 }
 
-void AnswerCache::Put(const cache::Key& key, std::shared_ptr<const cache::Entry> entry,
+void AnswerCache::Put(const cache::Key& key, const std::shared_ptr<const cache::Entry>& entry,
                       const grpc::Slice& bytes) {
   if (!entry || bytes.size() > kMaxAnswerBytes) return;
-  Answer answer{std::move(entry), key, bytes};
+  Answer answer{entry, key, bytes};
   const size_t cost = Cost(answer);
-  Shard& s = ShardFor(answer.entry.get());
+  const cache::Entry* id = entry.get();
+  Shard& s = ShardFor(id);
   std::vector<Answer> dropped;  // released after the lock
   std::unique_lock lock(s.mu);
-  if (auto it = s.map.find(answer.entry.get()); it != s.map.end()) {
+  if (auto it = s.map.find(id); it != s.map.end()) {
     s.bytes -= Cost(it->second);
     dropped.push_back(std::move(it->second));
     s.map.erase(it);
@@ -55,7 +61,6 @@ void AnswerCache::Put(const cache::Key& key, std::shared_ptr<const cache::Entry>
     s.map.erase(victim);
   }
   s.bytes += cost;
-  const cache::Entry* id = answer.entry.get();
   s.map.emplace(id, std::move(answer));
 }
 

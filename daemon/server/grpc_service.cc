@@ -217,7 +217,7 @@ grpc::Slice ResolverGrpcService::LookupAnswerBytes(const cache::Key& key,
   // Only a fresh hit is kept: its bytes depend on nothing but the entry and the key.
   const bool keep = answer.from_cache && !answer.stale;
   grpc::Slice bytes;
-  if (keep && answers_.Get(key, answer.entry.get(), &bytes)) return bytes;
+  if (keep && answers_.Get(key, answer.entry, &bytes)) return bytes;
   posh::v1::LookupResponse message;
   FillLookupResponse(key, answer, &message);
   bytes = SerializeToSlice(message);

@@ -26,35 +26,55 @@ TEST(AnswerCache, HitOnlyForTheSameEntryAndKey) {
   const cache::Key key{"example.com", "xmpp-server"};
   auto entry = NewEntry();
   grpc::Slice out;
-  EXPECT_FALSE(answers.Get(key, entry.get(), &out));
+  EXPECT_FALSE(answers.Get(key, entry, &out));
   answers.Put(key, entry, grpc::Slice(std::string("answer-1")));
-  ASSERT_TRUE(answers.Get(key, entry.get(), &out));
+  ASSERT_TRUE(answers.Get(key, entry, &out));
   EXPECT_EQ(Str(out), "answer-1");
 
   // Another key holding the same entry object is not given this key's answer.
-  EXPECT_FALSE(answers.Get(cache::Key{"other.example", "xmpp-server"}, entry.get(), &out));
-  EXPECT_FALSE(answers.Get(cache::Key{"example.com", "xmpp-client"}, entry.get(), &out));
+  EXPECT_FALSE(answers.Get(cache::Key{"other.example", "xmpp-server"}, entry, &out));
+  EXPECT_FALSE(answers.Get(cache::Key{"example.com", "xmpp-client"}, entry, &out));
   // A refreshed record is a new entry: no kept answer until one is put.
   auto refreshed = NewEntry();
-  EXPECT_FALSE(answers.Get(key, refreshed.get(), &out));
+  EXPECT_FALSE(answers.Get(key, refreshed, &out));
   answers.Put(key, refreshed, grpc::Slice(std::string("answer-2")));
-  ASSERT_TRUE(answers.Get(key, refreshed.get(), &out));
+  ASSERT_TRUE(answers.Get(key, refreshed, &out));
   EXPECT_EQ(Str(out), "answer-2");
   // Replacing the answer of the same entry keeps one.
   answers.Put(key, refreshed, grpc::Slice(std::string("answer-3")));
-  ASSERT_TRUE(answers.Get(key, refreshed.get(), &out));
+  ASSERT_TRUE(answers.Get(key, refreshed, &out));
   EXPECT_EQ(Str(out), "answer-3");
   EXPECT_EQ(answers.Size(), 2u);
 }
 
-TEST(AnswerCache, KeepsItsEntryAlive) {
+TEST(AnswerCache, DoesNotKeepDroppedEntriesAlive) {
   AnswerCache answers;
   const cache::Key key{"example.com", "xmpp-server"};
   auto entry = NewEntry();
   std::weak_ptr<const cache::Entry> weak = entry;
-  answers.Put(key, std::move(entry), grpc::Slice(std::string("a")));
-  // The store dropped the entry; its address cannot be reused while the answer is kept.
-  EXPECT_FALSE(weak.expired());
+  answers.Put(key, entry, grpc::Slice(std::string("a")));
+  entry.reset();  // the store dropped it: its record is freed, the answer is never served
+  EXPECT_TRUE(weak.expired());
+}
+
+// An entry allocated apart from its control block can be freed and its address reused by
+// the next entry; the kept answer must not be served for that new entry.
+TEST(AnswerCache, RecycledAddressGetsNoOldAnswer) {
+  AnswerCache answers;
+  const cache::Key key{"example.com", "xmpp-server"};
+  alignas(cache::Entry) static unsigned char storage[sizeof(cache::Entry)];
+  auto placed = [](const char* error) {
+    auto* e = new (storage) cache::Entry();
+    e->status = cache::EntryStatus::kError;
+    e->error = error;
+    return std::shared_ptr<const cache::Entry>(e, [](const cache::Entry* p) { p->~Entry(); });
+  };
+  auto first = placed("first");
+  answers.Put(key, first, grpc::Slice(std::string("answer for first")));
+  first.reset();
+  auto second = placed("second");  // the same address
+  grpc::Slice out;
+  EXPECT_FALSE(answers.Get(key, second, &out));
 }
 
 TEST(AnswerCache, BoundedInBytes) {
@@ -71,7 +91,7 @@ TEST(AnswerCache, BoundedInBytes) {
   EXPECT_GT(answers.Size(), budget / (big.size() + 400) / 2);  // most of the budget is used
   // The newest answer is always kept.
   grpc::Slice out;
-  EXPECT_TRUE(answers.Get(cache::Key{"d9999.example", "xmpp-server"}, entries.back().get(), &out));
+  EXPECT_TRUE(answers.Get(cache::Key{"d9999.example", "xmpp-server"}, entries.back(), &out));
 }
 
 TEST(AnswerCache, OversizedAnswersAreNotKept) {
@@ -80,7 +100,7 @@ TEST(AnswerCache, OversizedAnswersAreNotKept) {
   auto entry = NewEntry();
   answers.Put(key, entry, grpc::Slice(std::string(AnswerCache::kMaxAnswerBytes + 1, 'x')));
   grpc::Slice out;
-  EXPECT_FALSE(answers.Get(key, entry.get(), &out));
+  EXPECT_FALSE(answers.Get(key, entry, &out));
   EXPECT_EQ(answers.Size(), 0u);
 }
 
@@ -95,7 +115,7 @@ TEST(AnswerCache, ConcurrentReadersAndWriters) {
       for (int i = 0; i < 20000; ++i) {
         const size_t n = static_cast<size_t>(i * 7 + t) % entries.size();
         const cache::Key key{"d" + std::to_string(n), "xmpp-server"};
-        if (answers.Get(key, entries[n].get(), &out)) {
+        if (answers.Get(key, entries[n], &out)) {
           ASSERT_EQ(Str(out), key.domain);
         } else {
           answers.Put(key, entries[n], grpc::Slice(key.domain));
