@@ -31,6 +31,15 @@ def med(xs):
     return statistics.median(xs) if xs else float('nan')
 
 
+def group(rows, key, by):
+    """{(mode, int(kv[by])): [kv, ...]} of the rows whose first word is `key`."""
+    out = {}
+    for k, kv, _ in rows:
+        if k == key:
+            out.setdefault((kv['mode'], int(kv[by])), []).append(kv)
+    return out
+
+
 def verdict(ok):
     return 'PASS' if ok else 'MISS'
 
@@ -39,7 +48,7 @@ def summarize(path, command):
     rows = parse(path)
     out = []
     w = out.append
-    machine = [l for k, _, l in rows if l.startswith('machine:')]
+    machine = []
     with open(path) as f:
         for line in f:
             if line.startswith('machine:'):
@@ -52,10 +61,7 @@ def summarize(path, command):
     w('')
 
     # ---- closed loop
-    res = {}
-    for k, kv, _ in rows:
-        if k == 'RESULT':
-            res.setdefault((kv['mode'], int(kv['c'])), []).append(kv)
+    res = group(rows, 'RESULT', 'c')
     if res:
         reps = max(len(v) for v in res.values())
         w('### 1-2. Cached Lookup and Verify vs the Health/Check floor')
@@ -83,16 +89,14 @@ def summarize(path, command):
                     mode, c, rps, ratio, paired, med([x['p50_us'] for x in v]),
                     med([x['p99_us'] for x in v]), med([x['client_cores'] for x in v]),
                     med([x['server_cores'] for x in v]), cost, cost / fcost if fcost else float('nan')))
-        bad = sum(x.get('bad', 0) + x.get('rpc_errors', 0) for v in res.values() for x in v)
+        bad = sum(x.get('bad', 0) + x.get('rpc_errors', 0)
+                  for g in (res, group(rows, 'SWEEP', 'channels')) for v in g.values() for x in v)
         w('')
         w('Unexpected answers or RPC errors: %d.' % bad)
         w('')
 
     # ---- connections sweep at 16 callers
-    sweep = {}
-    for k, kv, _ in rows:
-        if k == 'SWEEP':
-            sweep.setdefault((kv['mode'], int(kv['channels'])), []).append(kv)
+    sweep = group(rows, 'SWEEP', 'channels')
     if sweep:
         w('### 1b. Tail latency at 16 callers vs the connections they share')
         w('')

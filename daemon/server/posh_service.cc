@@ -209,7 +209,7 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, std::vector<Looku
   stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
   POSH_LOG_DEBUG("retrieving POSH for %s (%s)%s", key.domain.c_str(), key.service.c_str(),
                  background ? " [background refresh]" : "");
-  if (running_ >= std::max<size_t>(1, options_.max_concurrent_retrievals)) {
+  if (!HasRetrievalSlot()) {
     flight.queued = true;
     queued_.push_back(key);
     return;
@@ -227,9 +227,13 @@ void PoshService::LaunchOnLoop(const cache::Key& key, Flight& flight) {
   });
 }
 
+bool PoshService::HasRetrievalSlot() const {
+  return running_ < std::max<size_t>(1, options_.max_concurrent_retrievals);
+}
+
 void PoshService::LaunchQueuedOnLoop() {
   if (stopped_) return;
-  while (!queued_.empty() && running_ < std::max<size_t>(1, options_.max_concurrent_retrievals)) {
+  while (!queued_.empty() && HasRetrievalSlot()) {
     cache::Key key = std::move(queued_.front());
     queued_.pop_front();
     auto it = in_flight_.find(MapKey(key));
@@ -366,6 +370,7 @@ void PoshService::UpdateOptions(ServiceOptions options) {
     options_ = options;
     lifetimes_ = options.lifetimes;
     if (resolver_) resolver_->SetOptions(options.resolver);
+    LaunchQueuedOnLoop();  // a raised max_concurrent_retrievals frees slots at once
   });
 }
 

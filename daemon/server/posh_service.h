@@ -127,6 +127,7 @@ class PoshService {
                              bool background);
   void LaunchOnLoop(const cache::Key& key, Flight& flight);
   void LaunchQueuedOnLoop();
+  bool HasRetrievalSlot() const;  // loop thread: running_ below max_concurrent_retrievals
   void OnResolvedOnLoop(const cache::Key& key, resolve::Resolution resolution);
   void MaybeStartBackgroundRefresh(const cache::Key& key);
   static std::string MapKey(const cache::Key& key);

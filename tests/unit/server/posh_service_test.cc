@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -217,34 +218,54 @@ TEST_F(ServiceTest, RefreshFlagBypassesCache) {
   EXPECT_EQ(a.entry->expires_at_ms, kT0 + 500 * 1000);
 }
 
-TEST_F(ServiceTest, R7_RetrievalsBeyondTheCapWaitTheirTurn) {
-  // A second service on the same loop with a cap of 2 concurrent retrievals.
-  ServiceOptions capped = options_;
-  capped.max_concurrent_retrievals = 2;
-  FakeFetcher* fetcher = nullptr;
-  cache::Store store(100);
-  PoshService service(loop_, store, clock_, capped, [&](uv_loop_t*) {
-    auto f = std::make_unique<FakeFetcher>(loop_);
-    fetcher = f.get();
-    return f;
-  });
-  std::promise<void> started;
-  loop_.Post([&] {
-    service.StartOnLoop();
-    started.set_value();
-  });
-  started.get_future().wait();
-  std::vector<std::future<LookupAnswer>> answers;
-  for (int i = 0; i < 5; ++i) {
-    auto p = std::make_shared<std::promise<LookupAnswer>>();
-    answers.push_back(p->get_future());
-    service.Lookup(cache::Key{"d" + std::to_string(i) + ".example", "xmpp-server"}, false,
-                   [p](LookupAnswer a) { p->set_value(std::move(a)); });
+// A second service on the fixture's loop, with its own store, fetcher and retrieval cap.
+struct CappedService {
+  CappedService(EventLoop& loop, const Clock& clock, ServiceOptions options, size_t cap)
+      : loop_(loop) {
+    options.max_concurrent_retrievals = cap;
+    service = std::make_unique<PoshService>(loop, store, clock, options, [&](uv_loop_t*) {
+      auto f = std::make_unique<FakeFetcher>(loop);
+      fetcher = f.get();
+      return f;
+    });
+    OnLoop([this] { service->StartOnLoop(); });
   }
+  ~CappedService() {
+    OnLoop([this] { service->StopOnLoop(); });
+  }
+  void OnLoop(std::function<void()> task) {
+    std::promise<void> done;
+    loop_.Post([&] {
+      task();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+  std::vector<std::future<LookupAnswer>> LookupMany(int n) {
+    std::vector<std::future<LookupAnswer>> answers;
+    for (int i = 0; i < n; ++i) {
+      auto p = std::make_shared<std::promise<LookupAnswer>>();
+      answers.push_back(p->get_future());
+      service->Lookup(cache::Key{"d" + std::to_string(i) + ".example", "xmpp-server"}, false,
+                      [p](LookupAnswer a) { p->set_value(std::move(a)); });
+    }
+    return answers;
+  }
+
+  EventLoop& loop_;
+  cache::Store store{100};
+  FakeFetcher* fetcher = nullptr;
+  std::unique_ptr<PoshService> service;
+};
+
+TEST_F(ServiceTest, R7_RetrievalsBeyondTheCapWaitTheirTurn) {
+  CappedService capped(loop_, clock_, options_, 2);
+  auto answers = capped.LookupMany(5);
+  FakeFetcher* fetcher = capped.fetcher;
   ASSERT_TRUE(fetcher->WaitStarted(2));
   Sync();
   EXPECT_EQ(fetcher->RequestsStarted(), 2u);  // three wait for a slot
-  EXPECT_EQ(service.InFlight(), 5u);
+  EXPECT_EQ(capped.service->InFlight(), 5u);
   for (int answered = 0; answered < 5; ++answered) {
     ASSERT_TRUE(fetcher->WaitStarted(std::min(5, answered + 2)));
     fetcher->AnswerStatus(200, FingerprintsDoc(60));
@@ -254,12 +275,21 @@ TEST_F(ServiceTest, R7_RetrievalsBeyondTheCapWaitTheirTurn) {
   }
   for (auto& f : answers) EXPECT_EQ(f.get().entry->status, cache::EntryStatus::kFound);
   EXPECT_EQ(fetcher->RequestsStarted(), 5u);
-  std::promise<void> stopped;
-  loop_.Post([&] {
-    service.StopOnLoop();
-    stopped.set_value();
-  });
-  stopped.get_future().wait();
+}
+
+TEST_F(ServiceTest, R7_RaisingTheCapStartsQueuedRetrievalsAtOnce) {
+  CappedService capped(loop_, clock_, options_, 1);
+  auto answers = capped.LookupMany(3);
+  FakeFetcher* fetcher = capped.fetcher;
+  ASSERT_TRUE(fetcher->WaitStarted(1));
+  Sync();
+  EXPECT_EQ(fetcher->RequestsStarted(), 1u);
+  ServiceOptions raised = options_;
+  raised.max_concurrent_retrievals = 3;
+  capped.service->UpdateOptions(raised);  // as SIGHUP does; nothing has completed
+  ASSERT_TRUE(fetcher->WaitStarted(3));
+  for (int i = 0; i < 3; ++i) fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  for (auto& f : answers) EXPECT_EQ(f.get().entry->status, cache::EntryStatus::kFound);
 }
 
 TEST_F(ServiceTest, NetworkTextIsMadeValidUtf8BeforeItIsStored) {
