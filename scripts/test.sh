@@ -17,7 +17,8 @@ esac
 cmake -S "$root" -B "$build" "${flags[@]}" >/dev/null
 if [ "$mode" = tsan ]; then
   # ThreadSanitizer runs the tests labelled "concurrency" (the store and the service).
-  cmake --build "$build" -j"${JOBS:-2}" --target cache_unit_tests server_unit_tests
+  cmake --build "$build" -j"${JOBS:-2}" --target cache_unit_tests server_unit_tests \
+    util_unit_tests
 else
   cmake --build "$build" -j"${JOBS:-2}"
 fi

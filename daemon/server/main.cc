@@ -27,6 +27,7 @@
 #include "server/notify.h"
 #include "server/options.h"
 #include "server/posh_service.h"
+#include "server/process_setup.h"
 #include "util/log.h"
 
 namespace {
@@ -164,7 +165,8 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   posh::log::SetLevel(opts.log_level);
   const size_t sun_max = sizeof(sockaddr_un{}.sun_path) - 1;
   if (opts.socket_path.size() > sun_max) {
-    std::fprintf(stderr, "poshd: --socket: path longer than %zu bytes\n", sun_max);
+    posh::log::Direct(posh::log::Level::kError,
+                      "poshd: --socket: path longer than " + std::to_string(sun_max) + " bytes");
     return 64;
   }
 
@@ -177,6 +179,11 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // From here on log lines are queued for a writer thread (a stalled journal never blocks
+  // the loop); leaving Run writes what is left.
+  posh::log::WriterScope log_writer;
+  posh::server::RouteGrpcLogs();
+  posh::server::LogOpenFilesLimit(posh::server::RaiseOpenFilesLimit());
 
   {
     std::error_code ec;
@@ -187,7 +194,7 @@ int Run(int argc, char** argv, DaemonOptions opts) {
     std::string error;
     if (!LockForLifetime(opts.socket_path + ".lock", &error) ||
         (!opts.state_dir.empty() && !LockForLifetime(opts.state_dir + "/poshd.lock", &error))) {
-      std::fprintf(stderr, "poshd: %s\n", error.c_str());
+      posh::log::Direct(posh::log::Level::kError, "poshd: " + error);
       return 1;
     }
   }
@@ -230,7 +237,8 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   }
   if (access(opts.socket_path.c_str(), F_OK) == 0) {
     if (SocketIsLive(opts.socket_path)) {
-      std::fprintf(stderr, "poshd: another process is listening on %s\n", opts.socket_path.c_str());
+      posh::log::Direct(posh::log::Level::kError,
+                        "poshd: another process is listening on " + opts.socket_path);
       loop.Stop();
       return 1;
     }
@@ -249,14 +257,20 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ::umask(old_umask);
   if (!server) {
-    std::fprintf(stderr, "poshd: cannot listen on %s\n", opts.socket_path.c_str());
+    posh::log::Direct(posh::log::Level::kError, "poshd: cannot listen on " + opts.socket_path);
     loop.Stop();
     return 1;
+  }
+  // The health service answers for "" (the server) and for each service by name.
+  if (auto* health = server->GetHealthCheckService()) {
+    health->SetServingStatus(posh::v1::Resolver::service_full_name(), true);
   }
   if (::chmod(opts.socket_path.c_str(), opts.socket_mode) != 0) {
     POSH_LOG_WARN("chmod %s: %s", opts.socket_path.c_str(), std::strerror(errno));
   }
-  std::printf("poshd: listening on %s\n", opts.socket_path.c_str());
+  posh::log::Flush(std::chrono::seconds(1));  // the lines logged so far come first
+  std::printf("%sposhd: listening on %s\n", posh::log::IsJournalStream(STDOUT_FILENO) ? "<6>" : "",
+              opts.socket_path.c_str());
   std::fflush(stdout);
   POSH_LOG_INFO("listening on unix:%s (mode %04o)", opts.socket_path.c_str(), opts.socket_mode);
   posh::server::NotifyReady("listening on " + opts.socket_path);
@@ -314,7 +328,7 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto built = BuildOptions(argc, argv);
   if (!built) {
-    std::fprintf(stderr, "poshd: %s\n", built.error().message.c_str());
+    posh::log::Direct(posh::log::Level::kError, "poshd: " + built.error().message);
     if (built.error().code == 64) std::fputs(posh::server::UsageText(), stderr);
     return built.error().code;
   }

@@ -2,9 +2,16 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <chrono>
+
+#include "util/log.h"
+
 namespace posh::server {
 
 void NotifyReady(const std::string& status) {
+  // READY=1 (at start, after a reload) follows the lines logged before it: whoever waits
+  // for it finds them written (the writer thread may be behind by a few lines).
+  log::Flush(std::chrono::seconds(1));
   sd_notifyf(0, "READY=1\nSTATUS=%s\nMAINPID=%lu", status.c_str(),
              static_cast<unsigned long>(getpid()));
 }

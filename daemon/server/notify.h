@@ -8,6 +8,7 @@
 
 namespace posh::server {
 
+// Main thread: waits (at most 1 s) until the lines logged before it are written.
 void NotifyReady(const std::string& status);
 void NotifyReloading();
 void NotifyStopping();

@@ -2,7 +2,8 @@
 """Issue 5 item 6: an independent client. Talks to a real poshd with Debian's python3-grpcio
 only, with stubs generated from proto/posh/v1/resolver.proto at test time: Lookup (found,
 not found, bad input), Verify (verified, not verified, empty chain), GetStats and
-grpc.health.v1.Health/Check. Nothing of libposhclient is used.
+grpc.health.v1.Health (Check and Watch for "" and "posh.v1.Resolver", NOT_FOUND for other
+names, NOT_SERVING once shutdown begins). Nothing of libposhclient is used.
 
     test_python_client.py --poshd PATH [unittest options]
 """
@@ -182,6 +183,60 @@ class PythonClientTest(unittest.TestCase):
         hp = self.stubs.health_pb
         r = self.health.Check(hp.HealthCheckRequest(service=""), timeout=10)
         self.assertEqual(r.status, hp.HealthCheckResponse.SERVING)
+
+    def test_health_answers_for_each_service_by_name(self):
+        # grpc.health.v1: "" is the server as a whole, a service by its full name; a name
+        # nobody registered is NOT_FOUND.
+        hp = self.stubs.health_pb
+        for name in ("", "posh.v1.Resolver"):
+            r = self.health.Check(hp.HealthCheckRequest(service=name), timeout=10)
+            self.assertEqual(r.status, hp.HealthCheckResponse.SERVING, name)
+        for name in ("posh.v1.Nothing", "Resolver", "posh.v1.resolver"):
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.health.Check(hp.HealthCheckRequest(service=name), timeout=10)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND, name)
+        w = self.health.Watch(hp.HealthCheckRequest(service="posh.v1.Nothing"), timeout=10)
+        self.assertEqual(next(w).status, hp.HealthCheckResponse.SERVICE_UNKNOWN)
+        w.cancel()
+
+    def test_health_turns_not_serving_when_shutdown_begins(self):
+        # A daemon of its own. Watch streams (open before SIGTERM) see "" and the service
+        # turn NOT_SERVING while the server still runs: a retrieval held by a silent origin
+        # is still in flight then (it gets "shutting down" after the grace period). New
+        # calls, Check included, are refused from SIGTERM on (UNAVAILABLE).
+        import signal
+        import time
+        hp, pb = self.stubs.health_pb, self.stubs.pb
+        d = poshtest.Daemon(POSHD, self.tmp.path, self.origin,
+                            socket_path=os.path.join(self.tmp.path, "health.sock"),
+                            log_name="poshd-health.log").start()
+        ch = grpc.insecure_channel("unix:" + d.socket, options=poshtest.PRIVATE_CHANNEL)
+        try:
+            health = self.stubs.health_rpc.HealthStub(ch)
+            resolver = self.stubs.rpc.ResolverStub(ch)
+            watches = {name: health.Watch(hp.HealthCheckRequest(service=name), timeout=30)
+                       for name in ("", "posh.v1.Resolver")}
+            for name, w in watches.items():
+                self.assertEqual(next(w).status, hp.HealthCheckResponse.SERVING, name)
+            slow = resolver.Lookup.future(pb.LookupRequest(domain="silent.example.test"),
+                                          timeout=30)
+            deadline = time.time() + 10
+            while resolver.GetStats(pb.GetStatsRequest(), timeout=5).in_flight < 1:
+                self.assertLess(time.time(), deadline, "the slow retrieval never started")
+                time.sleep(0.02)
+            d.proc.send_signal(signal.SIGTERM)
+            for name, w in watches.items():
+                self.assertEqual(next(w).status, hp.HealthCheckResponse.NOT_SERVING, name)
+            self.assertFalse(slow.done(), "the server stopped before health said NOT_SERVING")
+            self.assertIsNone(d.proc.poll())
+            for w in watches.values():
+                w.cancel()
+            r = slow.result()
+            self.assertEqual(r.error_kind, pb.ERROR_KIND_SHUTTING_DOWN, r)
+        finally:
+            ch.close()
+            rc = d.stop()
+        self.assertEqual(rc, 0, d.log_text()[-3000:])
 
 
 def main():
