@@ -8,7 +8,7 @@ PKGS=(
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev libidn2-dev libsystemd-dev zlib1g-dev
   clang libclang-rt-14-dev clang-format
-  python3 python3-cryptography python3-grpcio python3-grpc-tools
+  python3 python3-cryptography python3-grpcio python3-grpc-tools python3-prometheus-client
   libtomlplusplus-dev scdoc nginx-light systemd curl
 )
 missing=()

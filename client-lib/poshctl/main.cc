@@ -17,6 +17,7 @@
 #include "core/publish.h"
 #include "json_writer.h"
 #include "posh/client.h"
+#include "posh/v1/prometheus.h"
 
 namespace {
 
@@ -38,7 +39,9 @@ commands:
   cache show DOMAIN [--service S]            one entry in full
   cache evict DOMAIN [--service S]           drop one entry
   cache flush                                drop every entry
-  stats                                      the daemon's counters
+  stats [--prometheus]                       the daemon's counters (--prometheus: the text
+                                             exposition format, for node_exporter's textfile
+                                             collector)
   publish CERT... [--format rfc7711|jwk] [--expires SECONDS]
                                              print the POSH document for these certificates
 
@@ -58,6 +61,7 @@ struct Args {
   std::vector<std::string> positional;
   std::string service;
   bool refresh = false;
+  bool prometheus = false;
   std::string cert;
   std::string format = "rfc7711";
   int64_t expires = 86400;
@@ -445,12 +449,18 @@ int CmdStats(const Args& a, posh::client::Client& c) {
       {"refreshes", s.refreshes()},   {"stale_served", s.stale_served()},
       {"evictions", s.evictions()},   {"invalid_requests", s.invalid_requests()}};
   const auto& h = s.retrieval_latency();
+  if (a.prometheus) {
+    // The same formatter as poshd's --metrics-listen endpoint.
+    std::fputs(posh::metrics::FormatPrometheus(s).c_str(), stdout);
+    return std::fflush(stdout) == 0 ? kExitOk : kExitUndetermined;
+  }
   if (a.json) {
     JsonWriter w;
     w.BeginObject();
     for (const auto& [k, v] : counters) w.Key(k).Uint(v);
     w.Key("retrieval_latency_ms").BeginObject();
     w.Key("p50").Double(h.p50_ms()).Key("p90").Double(h.p90_ms()).Key("p99").Double(h.p99_ms());
+    w.Key("sum").Double(h.sum_ms());
     w.Key("buckets").BeginArray();
     for (int i = 0; i < h.counts_size(); ++i) {
       w.BeginObject();
@@ -551,6 +561,8 @@ int main(int argc, char** argv) {
       a.json = true;
     } else if (key == "--refresh") {
       a.refresh = true;
+    } else if (key == "--prometheus") {
+      a.prometheus = true;
     } else if (key == "--socket") {
       if (!take(&a.socket)) return Usage("--socket needs a PATH");
     } else if (key == "--service") {
@@ -589,6 +601,8 @@ int main(int argc, char** argv) {
   if (cmd != "lookup" && cmd != "verify" && cmd != "cache" && cmd != "stats") {
     return Usage("unknown command \"" + cmd + "\"");
   }
+  if (a.prometheus && cmd != "stats") return Usage("--prometheus is an option of stats");
+  if (a.prometheus && a.json) return Usage("stats takes --json or --prometheus, not both");
   posh::client::Client client(co);
   if (cmd == "lookup") return CmdLookup(a, client);
   if (cmd == "verify") return CmdVerify(a, client);

@@ -4,6 +4,7 @@
 
 #include "core/domain.h"
 #include "core/hash.h"
+#include "server/stats.h"
 #include "server/wire.h"
 #include "util/text.h"
 
@@ -364,33 +365,7 @@ grpc::ServerUnaryReactor* ResolverGrpcService::GetStats(grpc::CallbackServerCont
                                                         posh::v1::GetStatsResponse* response) {
   auto* reactor = ctx->DefaultReactor();
   if (!Admit(reactor)) return reactor;
-  auto& s = service_.stats();
-  auto r = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  response->set_lookups(r(s.lookups));
-  response->set_verifies(r(s.verifies));
-  response->set_cache_hits(r(s.cache_hits));
-  response->set_cache_misses(r(s.cache_misses));
-  response->set_fetches(r(s.fetches));
-  response->set_coalesced(r(s.coalesced));
-  response->set_in_flight(r(s.in_flight));
-  response->set_errors(r(s.errors));
-  response->set_refreshes(r(s.refreshes));
-  response->set_stale_served(r(s.stale_served));
-  response->set_not_found(r(s.not_found));
-  response->set_invalid_requests(r(s.invalid_requests));
-  SetTime(response->mutable_started_at(), s.started_at_ms);
-  auto st = service_.store().Stats();
-  response->set_entries(st.entries);
-  response->set_evictions(st.evictions);
-  auto* h = response->mutable_retrieval_latency();
-  auto counts = s.retrieval_latency.Counts();
-  for (size_t i = 0; i < counts.size(); ++i) {
-    if (i + 1 < counts.size()) h->add_bucket_upper_ms(LatencyHistogram::kUpperMs[i]);
-    h->add_counts(counts[i]);
-  }
-  h->set_p50_ms(s.retrieval_latency.Percentile(0.50));
-  h->set_p90_ms(s.retrieval_latency.Percentile(0.90));
-  h->set_p99_ms(s.retrieval_latency.Percentile(0.99));
+  FillStats(service_, response);
   Finish(reactor, grpc::Status::OK);
   return reactor;
 }

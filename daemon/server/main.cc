@@ -21,13 +21,16 @@
 #include <thread>
 
 #include "cache/store.h"
+#include "posh/v1/prometheus.h"
 #include "server/config_file.h"
 #include "server/event_loop.h"
 #include "server/grpc_service.h"
+#include "server/metrics_http.h"
 #include "server/notify.h"
 #include "server/options.h"
 #include "server/posh_service.h"
 #include "server/process_setup.h"
+#include "server/stats.h"
 #include "util/log.h"
 
 namespace {
@@ -138,6 +141,7 @@ void Reload(int argc, char** argv, DaemonOptions& current, posh::server::PoshSer
   restart_needed("socket", n.socket_path != current.socket_path);
   restart_needed("socket-mode", n.socket_mode != current.socket_mode);
   restart_needed("state-dir", n.state_dir != current.state_dir);
+  restart_needed("metrics-listen", n.metrics_listen != current.metrics_listen);
   restart_needed("connect-to", n.fetcher.connect_to != current.fetcher.connect_to);
   restart_needed("allow-private-addresses",
                  n.fetcher.allow_private_addresses != current.fetcher.allow_private_addresses);
@@ -199,6 +203,24 @@ int Run(int argc, char** argv, DaemonOptions opts) {
     }
   }
 
+  // The metrics endpoint is bound here, on the main thread, so that a busy port stops poshd
+  // before it reports ready; the loop serves it (MetricsServer below).
+  int metrics_fd = -1;
+  if (!opts.metrics_listen.empty()) {
+    auto endpoint = posh::server::ParseMetricsListen(opts.metrics_listen);  // checked already
+    std::string bound;
+    auto fd = endpoint ? posh::server::OpenMetricsListener(*endpoint, &bound)
+                       : posh::Result<int>(posh::Fail(endpoint.error()));
+    if (!fd) {
+      const std::string why = fd.error().message;
+      posh::log::Direct(posh::log::Level::kError,
+                        "poshd: --metrics-listen " + opts.metrics_listen + ": " + why);
+      return 1;
+    }
+    metrics_fd = *fd;
+    POSH_LOG_INFO("metrics: serving http://%s/metrics", bound.c_str());
+  }
+
   posh::SystemClock clock;
   posh::cache::Store store(opts.max_entries);
   if (!opts.state_dir.empty()) {
@@ -215,19 +237,35 @@ int Run(int argc, char** argv, DaemonOptions opts) {
     ::malloc_trim(0);
   }
 
+  std::unique_ptr<posh::server::MetricsServer> metrics;  // outlives the loop's run
   posh::server::EventLoop loop;
   auto fetcher_options = opts.fetcher;
   posh::server::PoshService service(loop, store, clock, opts.service,
                                     [fetcher_options](uv_loop_t* uv) {
                                       return posh::fetch::MakeCurlFetcher(uv, fetcher_options);
                                     });
+  if (metrics_fd >= 0) {
+    // The same snapshot as GetStats, built and formatted on the loop thread per scrape.
+    metrics = std::make_unique<posh::server::MetricsServer>([&service] {
+      posh::v1::GetStatsResponse stats;
+      posh::server::FillStats(service, &stats);
+      return posh::metrics::FormatPrometheus(stats);
+    });
+  }
   uv_timer_t watchdog{};
   loop.Start(
       [&] {
         service.StartOnLoop();
         posh::server::StartWatchdog(loop.uv(), &watchdog);
+        if (metrics) {
+          auto started = metrics->StartOnLoop(loop.uv(), metrics_fd);
+          if (!started) POSH_LOG_ERROR("%s", started.error().message.c_str());
+        }
       },
-      [&] { service.StopOnLoop(); });
+      [&] {
+        if (metrics) metrics->StopOnLoop();
+        service.StopOnLoop();
+      });
 
   // The socket: refuse to steal a live one, replace a stale one.
   std::filesystem::path sock(opts.socket_path);

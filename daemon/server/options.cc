@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "server/metrics_http.h"
+
 namespace posh::server {
 namespace {
 
@@ -65,6 +67,8 @@ POSH (RFC 7711) resolution daemon for XMPP servers; gRPC API on a unix socket.
   --max-concurrent-retrievals N  retrievals running at once; more wait their turn (default 256)
   --allow-private-addresses      allow loopback/private/link-local targets (lifts R8)
   --log-level LEVEL              error, warn, info (default), debug
+  --metrics-listen ADDR:PORT     optional Prometheus endpoint (/metrics) on loopback
+                                 (127.0.0.1:PORT or [::1]:PORT); off by default
   --help, --version
 )";
 }
@@ -146,6 +150,12 @@ Result<bool> ApplySetting(const std::string& key, const std::string& value, Daem
     } else {
       return Fail(Error{64, "--allow-private-addresses: \"" + value + "\" is not a boolean"});
     }
+  } else if (key == "metrics-listen") {
+    if (!value.empty()) {  // empty: off (a config file's metrics-listen = "")
+      auto ep = ParseMetricsListen(value);
+      if (!ep) return Fail(ep.error());
+    }
+    o->metrics_listen = value;
   } else if (key == "log-level") {
     if (!log::ParseLevel(value, &o->log_level)) {
       return Fail(Error{64, "--log-level: \"" + value + "\" is not error, warn, info or debug"});

@@ -15,7 +15,8 @@ struct DaemonOptions {
   std::string socket_path;  // default: DefaultSocketPath()
   unsigned socket_mode = 0660;
   std::string config_file;
-  std::string state_dir;  // empty: no persistence
+  std::string state_dir;       // empty: no persistence
+  std::string metrics_listen;  // loopback ADDR:PORT of the Prometheus endpoint; empty: off
   fetch::CurlFetcherOptions fetcher;
   ServiceOptions service;
   size_t max_entries = 100000;

@@ -9,7 +9,10 @@ void LatencyHistogram::Record(double ms) {
   size_t i = 0;
   while (i + 1 < kUpperMs.size() && ms > kUpperMs[i]) ++i;
   counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_ms_.fetch_add(ms, std::memory_order_relaxed);
 }
+
+double LatencyHistogram::SumMs() const { return sum_ms_.load(std::memory_order_relaxed); }
 
 std::array<uint64_t, LatencyHistogram::kUpperMs.size()> LatencyHistogram::Counts() const {
   std::array<uint64_t, kUpperMs.size()> out{};

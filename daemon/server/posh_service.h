@@ -56,10 +56,12 @@ class LatencyHistogram {
                                                       200, 500, 1000, 2000, 5000, 10000, 1e300};
   void Record(double ms);
   std::array<uint64_t, kUpperMs.size()> Counts() const;
+  double SumMs() const;               // of every recorded value (Prometheus' _sum)
   double Percentile(double p) const;  // upper bound of the bucket holding the p-quantile
 
  private:
   std::array<std::atomic<uint64_t>, kUpperMs.size()> counts_{};
+  std::atomic<double> sum_ms_{0};
 };
 
 struct ServiceStats {

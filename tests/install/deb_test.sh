@@ -23,6 +23,14 @@ done
 unit=/usr/lib/systemd/system/poshd.service
 [ -f "$unit" ] || unit=/lib/systemd/system/poshd.service
 systemd-analyze verify --man=no "$unit" || fail "systemd-analyze verify $unit"
+# Issue 12: the node_exporter textfile export, installed beside it and not enabled.
+for u in poshd-textfile-metrics.service poshd-textfile-metrics.timer; do
+  [ -f "${unit%/*}/$u" ] || fail "missing after install: ${unit%/*}/$u"
+  systemd-analyze verify --man=no "${unit%/*}/$u" || fail "systemd-analyze verify $u"
+done
+if systemctl is-enabled --quiet poshd-textfile-metrics.timer 2>/dev/null; then
+  fail "poshd-textfile-metrics.timer is enabled by the package"
+fi
 getent passwd poshd >/dev/null || fail "sysusers did not create the poshd user"
 getent group poshd-clients >/dev/null || fail "sysusers did not create poshd-clients"
 /usr/sbin/poshd --version

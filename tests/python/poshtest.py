@@ -271,6 +271,24 @@ class Daemon:
         return self.proc.returncode
 
 
+def stop_all(daemon, origin, tmp, channel=None):
+    """A test class's teardown: closes `channel`, stops the daemon (it must exit 0 on SIGTERM:
+    AssertionError otherwise, with its log on stderr and `tmp` kept), then the origin."""
+    failed = False
+    try:
+        if channel is not None:
+            channel.close()
+        rc = daemon.stop()
+        if rc != 0:
+            failed = True
+            sys.stderr.write("poshd exited %s; log:\n%s\n" % (rc, daemon.log_text()))
+    finally:
+        origin.stop()
+        tmp.cleanup(keep=failed)
+    if failed:
+        raise AssertionError("poshd did not exit 0 on SIGTERM")
+
+
 class TempDir:
     def __init__(self, prefix):
         # Short paths: a unix socket path must fit in 107 bytes.

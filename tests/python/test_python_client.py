@@ -42,18 +42,7 @@ class PythonClientTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        failed = False
-        try:
-            cls.channel.close()
-            rc = cls.daemon.stop()
-            if rc != 0:
-                failed = True
-                sys.stderr.write("poshd exited %s; log:\n%s\n" % (rc, cls.daemon.log_text()))
-        finally:
-            cls.origin.stop()
-            cls.tmp.cleanup(keep=failed)
-        if failed:
-            raise AssertionError("poshd did not exit 0 on SIGTERM")
+        poshtest.stop_all(cls.daemon, cls.origin, cls.tmp, cls.channel)
 
     # -- helpers
     def lookup(self, domain, service="", refresh=False):

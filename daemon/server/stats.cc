@@ -1,0 +1,37 @@
+#include "server/stats.h"
+
+namespace posh::server {
+
+void FillStats(PoshService& service, v1::GetStatsResponse* out) {
+  auto& s = service.stats();
+  auto r = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  out->set_lookups(r(s.lookups));
+  out->set_verifies(r(s.verifies));
+  out->set_cache_hits(r(s.cache_hits));
+  out->set_cache_misses(r(s.cache_misses));
+  out->set_fetches(r(s.fetches));
+  out->set_coalesced(r(s.coalesced));
+  out->set_in_flight(r(s.in_flight));
+  out->set_errors(r(s.errors));
+  out->set_refreshes(r(s.refreshes));
+  out->set_stale_served(r(s.stale_served));
+  out->set_not_found(r(s.not_found));
+  out->set_invalid_requests(r(s.invalid_requests));
+  out->mutable_started_at()->set_seconds(s.started_at_ms / 1000);
+  out->mutable_started_at()->set_nanos(static_cast<int32_t>((s.started_at_ms % 1000) * 1000000));
+  auto st = service.store().Stats();
+  out->set_entries(st.entries);
+  out->set_evictions(st.evictions);
+  auto* h = out->mutable_retrieval_latency();
+  auto counts = s.retrieval_latency.Counts();
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (i + 1 < counts.size()) h->add_bucket_upper_ms(LatencyHistogram::kUpperMs[i]);
+    h->add_counts(counts[i]);
+  }
+  h->set_sum_ms(s.retrieval_latency.SumMs());
+  h->set_p50_ms(s.retrieval_latency.Percentile(0.50));
+  h->set_p90_ms(s.retrieval_latency.Percentile(0.90));
+  h->set_p99_ms(s.retrieval_latency.Percentile(0.99));
+}
+
+}  // namespace posh::server
