@@ -1,104 +1,55 @@
-// The C API over posh::client::Client. Results own their strings in one C++ holder whose
-// first member is the C struct, so one delete frees everything.
+// The C API: posh_client is a posh::client::Client (synchronous calls) plus its
+// asynchronous calls (async_calls.cc), sharing one channel. Results: c_common.cc.
 #include <new>
 #include <string>
-#include <vector>
+#include <system_error>
 
+#include "async_calls.h"
+#include "c_common.h"
+#include "client_impl.h"
 #include "posh/client.h"
 #include "posh/posh_client.h"
 
 struct posh_client {
   posh::client::Client client;
-  explicit posh_client(posh::client::ClientOptions o) : client(std::move(o)) {}
+  posh::capi::AsyncCalls async;  // declared last: closed (and waited for) first
+  explicit posh_client(posh::client::ClientOptions o)
+      : client(std::move(o)), async(posh::client::ClientInternals::Of(client)) {}
 };
 
 namespace {
 
-thread_local std::string t_last_error;
-
-// Standard base64 with padding (RFC 4648 §4), as RFC 7711 writes digests. Local so that
-// the client library does not pull in the daemon's protocol core.
-std::string Base64(const std::string& in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += k[v >> 18];
-    out += k[(v >> 12) & 63];
-    out += k[(v >> 6) & 63];
-    out += k[v & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    if (i + 1 < in.size()) v |= uint8_t(in[i + 1]) << 8;
-    out += k[v >> 18];
-    out += k[(v >> 12) & 63];
-    out += i + 1 < in.size() ? k[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-struct LookupHolder {
-  posh_lookup_result c{};  // must stay first
-  std::string domain, service, delegated_to, format, error;
-  std::vector<std::string> strings;  // kids, hash names, base64 values
-  std::vector<std::vector<posh_fingerprint>> fps;
-  std::vector<posh_key> keys;
-};
-
-struct VerifyHolder {
-  posh_verify_result c{};  // must stay first
-  std::string domain, service, delegated_to, reason, matched_kid;
-};
+using posh::capi::SetLastError;
 
 int FromCall(const posh::client::CallStatus& st) {
-  t_last_error = st.message;
-  if (st.invalid_argument()) return POSH_EINVAL;
-  if (st.unreachable()) return POSH_EUNAVAILABLE;
+  SetLastError(st.message);
+  return posh::capi::CodeOf(st);
+}
+
+int OutOfMemory() {
+  SetLastError("out of memory");
   return POSH_EINTERNAL;
 }
 
-void FillLookup(const posh::v1::LookupResponse& r, LookupHolder* h) {
-  h->domain = r.domain();
-  h->service = r.service();
-  h->delegated_to = r.delegated_to();
-  h->format = r.format() == posh::v1::DOCUMENT_FORMAT_RFC7711 ? "rfc7711"
-              : r.format() == posh::v1::DOCUMENT_FORMAT_JWK   ? "jwk"
-                                                              : "";
-  h->error = r.error();
-  // Reserve so that c_str() pointers stay valid while we append.
-  size_t n = 0;
-  for (const auto& k : r.keys()) n += 1 + 2 * k.fingerprints_size();
-  h->strings.reserve(n);
-  h->fps.resize(r.keys_size());
-  h->keys.resize(r.keys_size());
-  for (int i = 0; i < r.keys_size(); ++i) {
-    const auto& k = r.keys(i);
-    h->strings.push_back(k.kid());
-    h->keys[i].kid = h->strings.back().c_str();
-    h->keys[i].not_after = k.has_not_after() ? k.not_after().seconds() : 0;
-    for (const auto& fp : k.fingerprints()) {
-      h->strings.push_back(fp.hash());
-      const char* name = h->strings.back().c_str();
-      h->strings.push_back(Base64(fp.value()));
-      h->fps[i].push_back(posh_fingerprint{name, h->strings.back().c_str()});
-    }
-    h->keys[i].fingerprint_count = h->fps[i].size();
-    h->keys[i].fingerprints = h->fps[i].data();
+// posh_*_start: `make` checks the arguments and fills the request, `start` sends it.
+template <class Request, class Make, class Start>
+int StartCall(posh_client* client, const char* fn, posh_call_id* id, Make make, Start start) {
+  if (id) *id = 0;
+  if (!client) {
+    SetLastError(std::string(fn) + ": client must not be NULL");
+    return POSH_EINVAL;
   }
-  h->c.status = static_cast<int>(r.status());
-  h->c.domain = h->domain.c_str();
-  h->c.service = h->service.c_str();
-  h->c.delegated_to = h->delegated_to.c_str();
-  h->c.format = h->format.c_str();
-  h->c.expires_at = r.has_expires_at() ? r.expires_at().seconds() : 0;
-  h->c.from_cache = r.from_cache() ? 1 : 0;
-  h->c.error = h->error.c_str();
-  h->c.key_count = h->keys.size();
-  h->c.keys = h->keys.data();
+  try {
+    Request req;
+    int rc = make(&req);
+    if (rc != POSH_OK) return rc;
+    posh_call_id n = start(req);
+    if (id) *id = n;
+    SetLastError("");
+    return POSH_OK;
+  } catch (...) {
+    return OutOfMemory();
+  }
 }
 
 }  // namespace
@@ -107,12 +58,15 @@ extern "C" {
 
 posh_client* posh_client_open(const char* socket_path, int timeout_ms) {
   posh::client::ClientOptions o;
-  if (socket_path) o.socket_path = socket_path;
-  if (timeout_ms > 0) o.timeout = std::chrono::milliseconds(timeout_ms);
   try {
+    if (socket_path) o.socket_path = socket_path;
+    if (timeout_ms > 0) o.timeout = std::chrono::milliseconds(timeout_ms);
     return new posh_client(std::move(o));
+  } catch (const std::system_error& e) {  // no eventfd (out of file descriptors)
+    SetLastError(e.what());
+    return nullptr;
   } catch (...) {
-    t_last_error = "out of memory";
+    OutOfMemory();
     return nullptr;
   }
 }
@@ -123,98 +77,89 @@ int posh_lookup(posh_client* client, const char* domain, const char* service, in
                 posh_lookup_result** out) {
   if (out) *out = nullptr;
   if (!client || !domain || !out) {
-    t_last_error = "posh_lookup: client, domain and out must not be NULL";
+    SetLastError("posh_lookup: client, domain and out must not be NULL");
     return POSH_EINVAL;
   }
   try {
     posh::v1::LookupRequest req;
-    req.set_domain(domain);
-    if (service) req.set_service(service);
-    req.set_refresh(refresh != 0);
+    posh::capi::MakeLookupRequest("posh_lookup", domain, service, refresh, &req);
     posh::v1::LookupResponse resp;
     auto st = client->client.Lookup(req, &resp);
     if (!st.ok()) return FromCall(st);
-    auto* h = new LookupHolder;
-    FillLookup(resp, h);
-    *out = &h->c;
-    t_last_error.clear();
-    switch (resp.status()) {
-      case posh::v1::LOOKUP_STATUS_FOUND:
-        return POSH_OK;
-      case posh::v1::LOOKUP_STATUS_NOT_FOUND:
-        return POSH_NEGATIVE;
-      default:
-        return POSH_UNDETERMINED;
-    }
+    *out = posh::capi::NewLookupResult(resp);
+    SetLastError("");
+    return posh::capi::CodeOf(resp);
   } catch (...) {
-    t_last_error = "out of memory";
-    return POSH_EINTERNAL;
+    return OutOfMemory();
   }
-}
-
-void posh_lookup_result_free(posh_lookup_result* result) {
-  delete reinterpret_cast<LookupHolder*>(result);
 }
 
 int posh_verify(posh_client* client, const char* domain, const char* service,
                 const unsigned char* const* chain, const size_t* chain_lengths, size_t count,
                 posh_verify_result** out) {
   if (out) *out = nullptr;
-  if (!client || !domain || !out || (count > 0 && (!chain || !chain_lengths))) {
-    t_last_error = "posh_verify: client, domain, chain and out must not be NULL";
-    return POSH_EINVAL;
-  }
-  if (count == 0) {
-    t_last_error = "posh_verify: the presented chain is empty";
+  if (!client || !out) {
+    SetLastError("posh_verify: client and out must not be NULL");
     return POSH_EINVAL;
   }
   try {
     posh::v1::VerifyRequest req;
-    req.set_domain(domain);
-    if (service) req.set_service(service);
-    for (size_t i = 0; i < count; ++i) {
-      if (!chain[i]) {
-        t_last_error = "posh_verify: chain entry is NULL";
-        return POSH_EINVAL;
-      }
-      req.add_presented_chain(reinterpret_cast<const char*>(chain[i]), chain_lengths[i]);
-    }
+    int rc = posh::capi::MakeVerifyRequest("posh_verify", domain, service, chain, chain_lengths,
+                                           count, &req);
+    if (rc != POSH_OK) return rc;
     posh::v1::VerifyResponse resp;
     auto st = client->client.Verify(req, &resp);
     if (!st.ok()) return FromCall(st);
-    auto* h = new VerifyHolder;
-    h->domain = resp.domain();
-    h->service = resp.service();
-    h->delegated_to = resp.delegated_to();
-    h->reason = resp.reason();
-    h->matched_kid = resp.matched_kid();
-    h->c.verdict = static_cast<int>(resp.verdict());
-    h->c.domain = h->domain.c_str();
-    h->c.service = h->service.c_str();
-    h->c.delegated_to = h->delegated_to.c_str();
-    h->c.reason = h->reason.c_str();
-    h->c.matched_kid = h->matched_kid.c_str();
-    h->c.from_cache = resp.from_cache() ? 1 : 0;
-    *out = &h->c;
-    t_last_error.clear();
-    switch (resp.verdict()) {
-      case posh::v1::VERDICT_VERIFIED:
-        return POSH_OK;
-      case posh::v1::VERDICT_NOT_VERIFIED:
-      case posh::v1::VERDICT_NO_POSH:
-        return POSH_NEGATIVE;
-      default:
-        return POSH_UNDETERMINED;
-    }
+    *out = posh::capi::NewVerifyResult(resp);
+    SetLastError("");
+    return posh::capi::CodeOf(resp);
   } catch (...) {
-    t_last_error = "out of memory";
-    return POSH_EINTERNAL;
+    return OutOfMemory();
   }
 }
 
-void posh_verify_result_free(posh_verify_result* result) {
-  delete reinterpret_cast<VerifyHolder*>(result);
+// ---- Asynchronous calls (async_calls.cc)
+
+int posh_client_fd(posh_client* client) { return client ? client->async.fd() : -1; }
+
+int posh_lookup_start(posh_client* client, const char* domain, const char* service, int refresh,
+                      void* user_data, posh_call_id* id) {
+  return StartCall<posh::v1::LookupRequest>(
+      client, "posh_lookup_start", id,
+      [&](auto* req) {
+        return posh::capi::MakeLookupRequest("posh_lookup_start", domain, service, refresh, req);
+      },
+      [&](const auto& req) { return client->async.StartLookup(req, user_data); });
 }
+
+int posh_verify_start(posh_client* client, const char* domain, const char* service,
+                      const unsigned char* const* chain, const size_t* chain_lengths, size_t count,
+                      void* user_data, posh_call_id* id) {
+  return StartCall<posh::v1::VerifyRequest>(
+      client, "posh_verify_start", id,
+      [&](auto* req) {
+        return posh::capi::MakeVerifyRequest("posh_verify_start", domain, service, chain,
+                                             chain_lengths, count, req);
+      },
+      [&](const auto& req) { return client->async.StartVerify(req, user_data); });
+}
+
+int posh_cancel(posh_client* client, posh_call_id id) {
+  if (!client || !client->async.Cancel(id)) {
+    SetLastError("posh_cancel: no such call pending");
+    return POSH_EINVAL;
+  }
+  SetLastError("");
+  return POSH_OK;
+}
+
+posh_completion* posh_next_completion(posh_client* client) {
+  return client ? client->async.Next() : nullptr;
+}
+
+void posh_completion_free(posh_completion* completion) { posh::capi::AsyncCalls::Free(completion); }
+
+size_t posh_pending(posh_client* client) { return client ? client->async.Pending() : 0; }
 
 const char* posh_strerror(int code) {
   switch (code) {
@@ -230,11 +175,13 @@ const char* posh_strerror(int code) {
       return "poshd cannot be reached";
     case POSH_EINTERNAL:
       return "internal error";
+    case POSH_ECANCELED:
+      return "the call was cancelled";
     default:
       return "unknown code";
   }
 }
 
-const char* posh_client_last_error(void) { return t_last_error.c_str(); }
+const char* posh_client_last_error(void) { return posh::capi::LastError(); }
 
 }  // extern "C"

@@ -1,11 +1,10 @@
 #include "posh/client.h"
 
-#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <cstdlib>
 
-#include "posh/v1/resolver.grpc.pb.h"
+#include "client_impl.h"
 
 namespace posh::client {
 
@@ -27,37 +26,6 @@ std::string Client::DefaultSocketPath() {
   }
   return "/tmp/poshd-" + std::to_string(geteuid()) + "/poshd.sock";
 }
-
-struct Client::Impl {
-  std::string socket_path;
-  std::chrono::milliseconds timeout;
-  std::chrono::milliseconds reconnect_wait;
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<posh::v1::Resolver::Stub> stub;
-
-  // Every posh.v1 call is idempotent, so one retry after a reconnection is safe.
-  template <class Call>
-  CallStatus Invoke(Call&& call) {
-    grpc::Status s;
-    {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-      s = call(&ctx);
-    }
-    if (s.error_code() == grpc::StatusCode::UNAVAILABLE && reconnect_wait.count() > 0) {
-      // The daemon may be restarting: wait for the channel to come back, bounded.
-      grpc::ClientContext ctx;
-      ctx.set_wait_for_ready(true);
-      ctx.set_deadline(std::chrono::system_clock::now() + std::min(timeout, reconnect_wait));
-      s = call(&ctx);
-      if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-        s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                         "poshd did not answer within the reconnect wait");
-      }
-    }
-    return CallStatus{static_cast<int>(s.error_code()), s.error_message()};
-  }
-};
 
 Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
   std::string path = options.socket_path;
@@ -116,8 +84,7 @@ void Client::LookupAsync(const posh::v1::LookupRequest& req, LookupDone done) {
   call->done = std::move(done);
   call->ctx.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
   impl_->stub->async()->Lookup(&call->ctx, &call->request, &call->response, [call](grpc::Status s) {
-    call->done(CallStatus{static_cast<int>(s.error_code()), s.error_message()},
-               std::move(call->response));
+    call->done(ToCallStatus(Impl::FromDaemon(std::move(s))), std::move(call->response));
     delete call;
   });
 }
@@ -128,8 +95,7 @@ void Client::VerifyAsync(const posh::v1::VerifyRequest& req, VerifyDone done) {
   call->done = std::move(done);
   call->ctx.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
   impl_->stub->async()->Verify(&call->ctx, &call->request, &call->response, [call](grpc::Status s) {
-    call->done(CallStatus{static_cast<int>(s.error_code()), s.error_message()},
-               std::move(call->response));
+    call->done(ToCallStatus(Impl::FromDaemon(std::move(s))), std::move(call->response));
     delete call;
   });
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build into a staging root, then: builds the C++ example against the
-# installed CMake package (shared and static), the C example with pkg-config, runs both
-# against the installed poshd, and verifies the installed systemd unit.
+# installed CMake package (shared and static), the C examples (synchronous and asynchronous)
+# with pkg-config, runs them against the installed poshd, and verifies the installed unit.
 #   install_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -64,7 +64,20 @@ rc_down=$?
 set -e
 [ "$rc" = 2 ] || fail "pkg-config C consumer: exit $rc, want 2 (verdict error)"
 [ "$rc_down" = 69 ] || fail "pkg-config C consumer without daemon: exit $rc_down, want 69"
-echo "ok: pkg-config C consumer"
+# The asynchronous API (poll() loop on the client's descriptor).
+cc -std=c11 -Wall -Wextra -Werror "$src/client-lib/examples/verify_async.c" \
+  -o "$tmp/c-async-consumer" $flags
+set +e
+POSHD_SOCKET=$sock LD_LIBRARY_PATH=$root/$libdir "$tmp/c-async-consumer" "$tmp/leaf.der" \
+  nothing.invalid nothing-either.invalid
+rc=$?
+POSHD_SOCKET=$tmp/none.sock LD_LIBRARY_PATH=$root/$libdir "$tmp/c-async-consumer" \
+  "$tmp/leaf.der" nothing.invalid
+rc_down=$?
+set -e
+[ "$rc" = 2 ] || fail "async C consumer: exit $rc, want 2 (verdict error)"
+[ "$rc_down" = 69 ] || fail "async C consumer without daemon: exit $rc_down, want 69"
+echo "ok: pkg-config C consumer (synchronous and asynchronous)"
 
 # 3. The installed unit verifies (paths rewritten into the staging root).
 if command -v systemd-analyze >/dev/null; then

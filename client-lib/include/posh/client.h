@@ -73,6 +73,7 @@ class Client {
 
  private:
   struct Impl;
+  friend struct ClientInternals;  // the library's C API (not part of the public API)
   std::unique_ptr<Impl> impl_;
 };
 
