@@ -10,6 +10,7 @@ PKGS=(
   clang libclang-rt-14-dev clang-format
   python3 python3-cryptography python3-grpcio python3-grpc-tools python3-prometheus-client
   libtomlplusplus-dev scdoc nginx-light systemd curl
+  lua5.4 liblua5.4-dev prosody lua-unbound python3-slixmpp
 )
 missing=()
 for p in "${PKGS[@]}"; do

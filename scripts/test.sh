@@ -23,7 +23,8 @@ if [ "$mode" = tsan ]; then
   cmake --build "$normal" -j"${JOBS:-2}" --target poshd poshctl
   flags+=(-DPOSH_IT_POSHD="$normal/daemon/server/poshd" -DPOSH_IT_POSHCTL="$normal/client-lib/poshctl")
 fi
-cmake -S "$root" -B "$build" "${flags[@]}" >/dev/null
+# Warnings are errors in our own builds (POSH_WERROR; off by default for packagers).
+cmake -S "$root" -B "$build" "${flags[@]}" -DPOSH_WERROR=ON >/dev/null
 if [ "$mode" = tsan ]; then
   # ThreadSanitizer runs the tests labelled "concurrency" (the store, the service, and the
   # asynchronous C API of the client library).

@@ -34,4 +34,20 @@ fi
 getent passwd poshd >/dev/null || fail "sysusers did not create the poshd user"
 getent group poshd-clients >/dev/null || fail "sysusers did not create poshd-clients"
 /usr/sbin/poshd --version
+# Issue 11: the Lua binding on Debian's Lua 5.4 cpath (Prosody's too) and the Prosody module.
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+[ -f "/usr/lib/$multiarch/lua/5.4/poshclient.so" ] || fail "Lua binding not on the Lua 5.4 cpath"
+[ -f /usr/share/poshd/prosody/mod_s2s_auth_poshd.lua ] || fail "Prosody module not installed"
+if command -v lua5.4 >/dev/null; then
+  # With no LUA_CPATH at all, as Prosody under systemd sees it.
+  env -u LUA_CPATH -u LUA_CPATH_5_4 lua5.4 -e '
+    local p = require "poshclient"
+    local c = assert(p.open("/nonexistent/poshd.sock", 1))
+    assert(math.type(c:getfd()) == "integer")
+    c:close()
+    print("lua5.4: require \"poshclient\" ok")' || fail "lua5.4 cannot load the installed binding"
+fi
+if command -v luac5.4 >/dev/null; then
+  luac5.4 -p /usr/share/poshd/prosody/mod_s2s_auth_poshd.lua || fail "module does not parse"
+fi
 echo "deb test passed: $(basename "$deb")"
