@@ -16,7 +16,6 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -103,27 +102,59 @@ double SecondsSince(Clock::time_point t) {
 
 long long UnixNow() { return static_cast<long long>(std::time(nullptr)); }
 
-std::optional<long long> ParseRfc3339(const std::string& s) {
-  static const std::regex re(
-      R"(^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) return std::nullopt;
-  struct tm tm {};
-  tm.tm_year = std::stoi(m[1]) - 1900;
-  tm.tm_mon = std::stoi(m[2]) - 1;
-  tm.tm_mday = std::stoi(m[3]);
-  tm.tm_hour = std::stoi(m[4]);
-  tm.tm_min = std::stoi(m[5]);
-  tm.tm_sec = std::stoi(m[6]);
-  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-      tm.tm_sec > 60)
-    return std::nullopt;
-  long long t = static_cast<long long>(timegm(&tm));
-  if (m[9].matched) {
-    long long off = std::stoll(m[10]) * 3600 + std::stoll(m[11]) * 60;
-    t += (m[9] == "+") ? -off : off;
+namespace {
+// s[pos, pos + n) as a decimal number; false unless those are n digits.
+bool FixedDigits(const std::string& s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
   }
-  return t;
+  *out = v;
+  return true;
+}
+}  // namespace
+
+// YYYY-MM-DD[Tt ]HH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM), parsed by hand: GCC 12's <regex>
+// raises -Wmaybe-uninitialized inside std::function under -O2 with the sanitizers.
+std::optional<long long> ParseRfc3339(const std::string& s) {
+  auto at = [&s](size_t i, char c) { return i < s.size() && s[i] == c; };
+  struct tm tm {};
+  int year = 0, mon = 0;
+  if (!FixedDigits(s, 0, 4, &year) || !at(4, '-') || !FixedDigits(s, 5, 2, &mon) ||
+      !at(7, '-') || !FixedDigits(s, 8, 2, &tm.tm_mday) ||
+      !(at(10, 'T') || at(10, 't') || at(10, ' ')) || !FixedDigits(s, 11, 2, &tm.tm_hour) ||
+      !at(13, ':') || !FixedDigits(s, 14, 2, &tm.tm_min) || !at(16, ':') ||
+      !FixedDigits(s, 17, 2, &tm.tm_sec))
+    return std::nullopt;
+  size_t i = 19;
+  if (at(i, '.')) {
+    size_t j = i + 1;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    if (j == i + 1) return std::nullopt;
+    i = j;
+  }
+  long long to_utc = 0;  // seconds to add to the local time to get UTC
+  if (at(i, 'Z') || at(i, 'z')) {
+    i += 1;
+  } else if (at(i, '+') || at(i, '-')) {
+    int oh = 0, om = 0;
+    if (!FixedDigits(s, i + 1, 2, &oh) || !at(i + 3, ':') || !FixedDigits(s, i + 4, 2, &om))
+      return std::nullopt;
+    const long long off = oh * 3600LL + om * 60LL;
+    to_utc = s[i] == '+' ? -off : off;
+    i += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (i != s.size()) return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60)
+    return std::nullopt;
+  return static_cast<long long>(timegm(&tm)) + to_utc;
 }
 
 static std::string B64(const std::string& in, const char* alphabet, bool pad) {
