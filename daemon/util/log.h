@@ -120,10 +120,16 @@ class AsyncSink {
 template <class... Args>
 void Logf(Level level, const char* fmt, Args... args) {
   if (!Enabled(level)) return;
-  char buf[2048];
-  int n = std::snprintf(buf, sizeof buf, fmt, args...);
-  if (n < 0) return;
-  Write(level, std::string_view(buf, static_cast<size_t>(n) < sizeof buf ? n : sizeof buf - 1));
+  if constexpr (sizeof...(Args) == 0) {
+    // No arguments: the text itself (snprintf with a non-literal format and no arguments
+    // is what -Wformat-security, an error under Debian's build flags, reports).
+    Write(level, fmt);
+  } else {
+    char buf[2048];
+    int n = std::snprintf(buf, sizeof buf, fmt, args...);
+    if (n < 0) return;
+    Write(level, std::string_view(buf, static_cast<size_t>(n) < sizeof buf ? n : sizeof buf - 1));
+  }
 }
 
 }  // namespace posh::log
