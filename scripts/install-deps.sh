@@ -25,3 +25,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Prosody is installed here only as a test peer (tests/prosody): Debian starts and enables its
+# service, which would hold *:5222/*:5269 that the test's own instances need. When this script
+# installed it just now, keep that service off; a Prosody that was already there is left alone.
+if [[ " ${missing[*]} " == *" prosody "* ]] && [ -d /run/systemd/system ]; then
+  echo "install-deps: prosody was installed as a test dependency: disabling its service"
+  $SUDO systemctl disable --now prosody.service || true
+fi
