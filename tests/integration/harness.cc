@@ -122,11 +122,10 @@ std::optional<long long> ParseRfc3339(const std::string& s) {
   auto at = [&s](size_t i, char c) { return i < s.size() && s[i] == c; };
   struct tm tm {};
   int year = 0, mon = 0;
-  if (!FixedDigits(s, 0, 4, &year) || !at(4, '-') || !FixedDigits(s, 5, 2, &mon) ||
-      !at(7, '-') || !FixedDigits(s, 8, 2, &tm.tm_mday) ||
-      !(at(10, 'T') || at(10, 't') || at(10, ' ')) || !FixedDigits(s, 11, 2, &tm.tm_hour) ||
-      !at(13, ':') || !FixedDigits(s, 14, 2, &tm.tm_min) || !at(16, ':') ||
-      !FixedDigits(s, 17, 2, &tm.tm_sec))
+  if (!FixedDigits(s, 0, 4, &year) || !at(4, '-') || !FixedDigits(s, 5, 2, &mon) || !at(7, '-') ||
+      !FixedDigits(s, 8, 2, &tm.tm_mday) || !(at(10, 'T') || at(10, 't') || at(10, ' ')) ||
+      !FixedDigits(s, 11, 2, &tm.tm_hour) || !at(13, ':') || !FixedDigits(s, 14, 2, &tm.tm_min) ||
+      !at(16, ':') || !FixedDigits(s, 17, 2, &tm.tm_sec))
     return std::nullopt;
   size_t i = 19;
   if (at(i, '.')) {

@@ -23,7 +23,6 @@ using testing::TempDir;
 constexpr int64_t kSec = 1000;
 constexpr size_t kHeaderSize = 24;
 
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
