@@ -130,6 +130,17 @@ run_live_blocks() {
 if [ "${1:-}" = --inside ]; then
   # ---- 2. inside the sandbox (PID 1 is systemd); the current directory is the checkout.
   [ "$(cat /proc/1/comm)" = systemd ] || fail "--inside: PID 1 is not systemd"
+  # A checkout under /tmp or /run is bind-mounted read-only in the sandbox, but
+  # `cmake --install build` writes build/install_manifest.txt: lay a throw-away writable
+  # layer over the checkout (this mount namespace only) so the command runs as written.
+  if ! touch .readme-commands-probe 2>/dev/null; then
+    mkdir -p /tmp/checkout-rw/upper /tmp/checkout-rw/work
+    mount -t overlay readme-checkout \
+      -o "lowerdir=$PWD,upperdir=/tmp/checkout-rw/upper,workdir=/tmp/checkout-rw/work" "$PWD" \
+      || fail "cannot make the read-only checkout writable in the sandbox"
+    cd "$PWD"  # enter the overlay mounted over the current directory
+  fi
+  rm -f .readme-commands-probe
   blocks=/tmp/readme-blocks && mkdir -p "$blocks" && extract_blocks "$blocks"
   # The build block ran outside (build, cpack); its install step runs here, as written.
   install=$(grep -o 'dpkg -i [^#;&|]*' "$blocks/$(block_of "$blocks" build)" | head -n 1)
