@@ -447,7 +447,13 @@ int CmdStats(const Args& a, posh::client::Client& c) {
       {"entries", s.entries()},       {"in_flight", s.in_flight()},
       {"errors", s.errors()},         {"not_found", s.not_found()},
       {"refreshes", s.refreshes()},   {"stale_served", s.stale_served()},
-      {"evictions", s.evictions()},   {"invalid_requests", s.invalid_requests()}};
+      {"evictions", s.evictions()},   {"invalid_requests", s.invalid_requests()},
+      {"queued", s.queued()},         {"dropped", s.dropped()},
+      {"displaced", s.displaced()},   {"reference_shared", s.reference_shared()},
+      {"reference_fetches", s.reference_fetches()},
+      {"connections", s.connections()},
+      {"connections_refused", s.connections_refused()},
+      {"requests_too_large", s.requests_too_large()}};
   const auto& h = s.retrieval_latency();
   if (a.prometheus) {
     // The same formatter as poshd's --metrics-listen endpoint.
@@ -476,9 +482,9 @@ int CmdStats(const Args& a, posh::client::Client& c) {
     std::puts(w.str().c_str());
   } else {
     for (const auto& [k, v] : counters) {
-      std::printf("%-18s %llu\n", k, static_cast<unsigned long long>(v));
+      std::printf("%-20s %llu\n", k, static_cast<unsigned long long>(v));
     }
-    std::printf("%-18s p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", "retrieval_latency", h.p50_ms(),
+    std::printf("%-20s p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n", "retrieval_latency", h.p50_ms(),
                 h.p90_ms(), h.p99_ms());
   }
   return kExitOk;

@@ -30,7 +30,8 @@ bool ScalarToString(const toml::node& node, std::string* out) {
 bool IsReloadableSetting(const std::string& key) {
   return key == "fetch-timeout" || key == "max-body" || key == "max-ttl" || key == "negative-ttl" ||
          key == "error-ttl" || key == "stale-ttl" || key == "log-level" || key == "ca-file" ||
-         key == "max-entries" || key == "snapshot-interval" || key == "max-concurrent-retrievals";
+         key == "max-entries" || key == "snapshot-interval" || key == "max-concurrent-retrievals" ||
+         key == "max-queued-retrievals" || key == "jostle-timeout";
 }
 
 Result<bool> LoadConfigFile(const std::string& path, DaemonOptions* opts) {

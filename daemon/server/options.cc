@@ -65,6 +65,14 @@ POSH (RFC 7711) resolution daemon for XMPP servers; gRPC API on a unix socket.
   --max-entries N                cache capacity (default 100000)
   --snapshot-interval SECONDS    periodic snapshot (default 300; 0 = only at shutdown)
   --max-concurrent-retrievals N  retrievals running at once; more wait their turn (default 256)
+  --max-queued-retrievals N      retrievals waiting for a slot; over it the oldest waiting
+                                 retrieval is dropped, its callers answered (default 10000)
+  --jostle-timeout MS            when every slot is busy, a new retrieval may displace one
+                                 that has run longer than this (default 2000; 0 = never)
+  --max-connections N            client connections at once; more are closed at once with a
+                                 log line (default 1024)
+  --max-request-bytes BYTES      largest request accepted; larger ones get RESOURCE_EXHAUSTED
+                                 (default 262144, room for a 32-certificate chain)
   --allow-private-addresses      allow loopback/private/link-local targets (lifts R8)
   --log-level LEVEL              error, warn, info (default), debug
   --metrics-listen ADDR:PORT     optional Prometheus endpoint (/metrics) on loopback
@@ -138,6 +146,22 @@ Result<bool> ApplySetting(const std::string& key, const std::string& value, Daem
     auto n = ParseInt(key, value, 1, 100000);
     if (!n) return Fail(n.error());
     o->service.max_concurrent_retrievals = static_cast<size_t>(*n);
+  } else if (key == "max-queued-retrievals") {
+    auto n = ParseInt(key, value, 1, 10000000);
+    if (!n) return Fail(n.error());
+    o->service.max_queued_retrievals = static_cast<size_t>(*n);
+  } else if (key == "jostle-timeout") {
+    auto n = ParseInt(key, value, 0, 3600 * 1000);
+    if (!n) return Fail(n.error());
+    o->service.jostle_timeout_ms = *n;
+  } else if (key == "max-connections") {
+    auto n = ParseInt(key, value, 1, 1000000);
+    if (!n) return Fail(n.error());
+    o->max_connections = static_cast<size_t>(*n);
+  } else if (key == "max-request-bytes") {
+    auto n = ParseInt(key, value, 4096, 64LL << 20);
+    if (!n) return Fail(n.error());
+    o->max_request_bytes = static_cast<size_t>(*n);
   } else if (key == "snapshot-interval") {
     auto s = seconds(86400);
     if (!s) return Fail(s.error());

@@ -21,6 +21,9 @@ struct DaemonOptions {
   ServiceOptions service;
   size_t max_entries = 100000;
   int snapshot_interval_s = 300;
+  // gRPC resource limits (issue 13): connections at once, largest request message.
+  size_t max_connections = 1024;
+  size_t max_request_bytes = 256 * 1024;
   int shutdown_grace_ms = 3000;
   log::Level log_level = log::Level::kInfo;
   bool show_help = false;

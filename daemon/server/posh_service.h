@@ -32,6 +32,12 @@ struct ServiceOptions {
   // Retrievals running at once; more are queued (FIFO) and still coalesce (R18). Bounds
   // sockets and TLS handshakes in flight when many distinct domains miss together.
   size_t max_concurrent_retrievals = 256;
+  // Retrievals waiting for a slot. When full, the oldest waiting retrieval is dropped and
+  // its callers answered with a "queue full" error (counted in `dropped`).
+  size_t max_queued_retrievals = 10000;
+  // When every slot is busy, a new retrieval may displace (cancel) the one that has run
+  // longest if it has run longer than this (Unbound's jostle-timeout). 0: never displace.
+  int64_t jostle_timeout_ms = 2000;
 };
 
 struct LookupAnswer {
@@ -67,7 +73,8 @@ class LatencyHistogram {
 struct ServiceStats {
   std::atomic<uint64_t> lookups{0}, verifies{0}, cache_hits{0}, cache_misses{0}, fetches{0},
       coalesced{0}, in_flight{0}, errors{0}, refreshes{0}, stale_served{0}, not_found{0},
-      invalid_requests{0};
+      invalid_requests{0}, queued{0}, dropped{0}, displaced{0}, reference_shared{0},
+      reference_fetches{0}, connections{0}, connections_refused{0}, requests_too_large{0};
   LatencyHistogram retrieval_latency;
   int64_t started_at_ms = 0;  // set once at construction
 };

@@ -17,6 +17,14 @@ void FillStats(PoshService& service, v1::GetStatsResponse* out) {
   out->set_stale_served(r(s.stale_served));
   out->set_not_found(r(s.not_found));
   out->set_invalid_requests(r(s.invalid_requests));
+  out->set_queued(r(s.queued));
+  out->set_dropped(r(s.dropped));
+  out->set_displaced(r(s.displaced));
+  out->set_reference_shared(r(s.reference_shared));
+  out->set_reference_fetches(r(s.reference_fetches));
+  out->set_connections(r(s.connections));
+  out->set_connections_refused(r(s.connections_refused));
+  out->set_requests_too_large(r(s.requests_too_large));
   out->mutable_started_at()->set_seconds(s.started_at_ms / 1000);
   out->mutable_started_at()->set_nanos(static_cast<int32_t>((s.started_at_ms % 1000) * 1000000));
   auto st = service.store().Stats();
