@@ -17,6 +17,8 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -24,7 +26,42 @@
 #include "fetch/fetcher.h"
 #include "fetch/url.h"
 
+// CURLOPT_PROTOCOLS_STR needs 7.85, CURLOPT_QUICK_EXIT 7.87 (the CMake requirement).
+#if LIBCURL_VERSION_NUM < 0x075700
+#error "libcurl 7.87 or newer is required"
+#endif
+
 namespace posh::fetch {
+namespace internal {
+
+std::string EasySetoptFailure(CURLcode code, std::string_view option) {
+  if (code == CURLE_OK) return "";
+  return "curl_easy_setopt(" + std::string(option) + ") failed: " + curl_easy_strerror(code);
+}
+
+std::string MultiSetoptFailure(CURLMcode code, std::string_view option) {
+  if (code == CURLM_OK) return "";
+  return "curl_multi_setopt(" + std::string(option) + ") failed: " + curl_multi_strerror(code);
+}
+
+}  // namespace internal
+
+// Every setopt result is checked: an option the linked libcurl rejects (too old, built
+// without it, out of memory, a string over CURL_MAX_INPUT_LENGTH) would otherwise leave a
+// transfer running without a safeguard it relies on (R4, R7, R8). The call stays a direct
+// curl_easy_setopt so curl's compile-time type checks still apply; `failure` keeps the first
+// failure, naming the option.
+#define POSH_EASY_SETOPT(failure, easy, option, value)                                         \
+  do {                                                                                         \
+    if ((failure).empty())                                                                     \
+      (failure) = internal::EasySetoptFailure(curl_easy_setopt(easy, option, value), #option); \
+  } while (0)
+#define POSH_MULTI_SETOPT(failure, multi, option, value)                                          \
+  do {                                                                                            \
+    if ((failure).empty())                                                                        \
+      (failure) = internal::MultiSetoptFailure(curl_multi_setopt(multi, option, value), #option); \
+  } while (0)
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -114,6 +151,10 @@ struct Transfer {
   bool trusted = false;  // R8 lifted: allow_private_addresses or a connect-to rule matched
   bool too_large = false;
   std::string refused;  // R8 reason when a socket was refused
+  // Candidate addresses the R8 policy let through (a socket was opened for them). When one
+  // was and the transfer still failed to connect, that failure is what matters (transient,
+  // R19), not the refusal of another candidate.
+  int allowed_sockets = 0;
   FetchResponse response;
   char errbuf[CURL_ERROR_SIZE] = {};
 
@@ -132,13 +173,18 @@ class CurlFetcher final : public Fetcher {
   CurlFetcher(uv_loop_t* loop, CurlFetcherOptions options)
       : loop_(loop), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {
     multi_ = curl_multi_init();
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlFetcher::SocketCallback);
-    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlFetcher::TimerCallback);
-    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
-    // POSH origins are many and rarely revisited soon: keep a small idle connection cache
-    // (otherwise a burst of cold lookups leaves thousands of idle TLS connections open).
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 64L);
+    if (multi_ == nullptr) {
+      init_failure_ = "curl_multi_init failed";
+    } else {
+      POSH_MULTI_SETOPT(init_failure_, multi_, CURLMOPT_SOCKETFUNCTION,
+                        &CurlFetcher::SocketCallback);
+      POSH_MULTI_SETOPT(init_failure_, multi_, CURLMOPT_SOCKETDATA, this);
+      POSH_MULTI_SETOPT(init_failure_, multi_, CURLMOPT_TIMERFUNCTION, &CurlFetcher::TimerCallback);
+      POSH_MULTI_SETOPT(init_failure_, multi_, CURLMOPT_TIMERDATA, this);
+      // POSH origins are many and rarely revisited soon: keep a small idle connection cache
+      // (otherwise a burst of cold lookups leaves thousands of idle TLS connections open).
+      POSH_MULTI_SETOPT(init_failure_, multi_, CURLMOPT_MAXCONNECTS, 64L);
+    }
     timer_ = new uv_timer_t;
     uv_timer_init(loop_, timer_);
     timer_->data = this;
@@ -158,7 +204,7 @@ class CurlFetcher final : public Fetcher {
     transfers_.clear();
     deferred_.clear();
     closing_ = true;
-    curl_multi_cleanup(multi_);  // may report CURL_POLL_REMOVE for pooled connections
+    if (multi_ != nullptr) curl_multi_cleanup(multi_);  // may report CURL_POLL_REMOVE
     multi_ = nullptr;
     for (PollContext* ctx : polls_) ClosePoll(ctx);
     polls_.clear();
@@ -178,6 +224,9 @@ class CurlFetcher final : public Fetcher {
       }
       return handle;
     };
+
+    // A multi handle that is not set up as designed would never drive a transfer.
+    if (!init_failure_.empty()) return fail(FetchErrorKind::kInternal, init_failure_);
 
     auto parsed = ParseAbsoluteUrl(request.url);
     if (!parsed) return fail(FetchErrorKind::kProtocol, parsed.error().message);
@@ -209,32 +258,38 @@ class CurlFetcher final : public Fetcher {
       return fail(FetchErrorKind::kInternal, "curl_easy_init failed");
     }
     CURL* e = t->easy;
-    curl_easy_setopt(e, CURLOPT_URL, t->url.c_str());
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROXY, "");  // R8 judges the real peer, never a proxy
-    curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
-    if (connect_to_ != nullptr) curl_easy_setopt(e, CURLOPT_CONNECT_TO, connect_to_);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_ms));
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    std::string bad;  // first setopt failure
+    POSH_EASY_SETOPT(bad, e, CURLOPT_URL, t->url.c_str());
+    POSH_EASY_SETOPT(bad, e, CURLOPT_PRIVATE, t.get());
+    POSH_EASY_SETOPT(bad, e, CURLOPT_ERRORBUFFER, t->errbuf);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_PROTOCOLS_STR, "https");
+    POSH_EASY_SETOPT(bad, e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    POSH_EASY_SETOPT(bad, e, CURLOPT_FOLLOWLOCATION, 0L);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_PROXY, "");  // R8 judges the real peer, never a proxy
+    POSH_EASY_SETOPT(bad, e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    POSH_EASY_SETOPT(bad, e, CURLOPT_SSL_VERIFYPEER, 1L);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!options_.ca_file.empty())
+      POSH_EASY_SETOPT(bad, e, CURLOPT_CAINFO, options_.ca_file.c_str());
+    if (connect_to_ != nullptr) POSH_EASY_SETOPT(bad, e, CURLOPT_CONNECT_TO, connect_to_);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining));
+    POSH_EASY_SETOPT(bad, e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_ms));
+    POSH_EASY_SETOPT(bad, e, CURLOPT_NOSIGNAL, 1L);
     // Cancel/cleanup never waits for a threaded-resolver lookup still in progress.
-    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t->max_body));
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &CurlFetcher::WriteCallback);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &CurlFetcher::HeaderCallback);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &CurlFetcher::OpenSocketCallback);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_QUICK_EXIT, 1L);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t->max_body));
+    POSH_EASY_SETOPT(bad, e, CURLOPT_WRITEFUNCTION, &CurlFetcher::WriteCallback);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_WRITEDATA, t.get());
+    POSH_EASY_SETOPT(bad, e, CURLOPT_HEADERFUNCTION, &CurlFetcher::HeaderCallback);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_HEADERDATA, t.get());
+    POSH_EASY_SETOPT(bad, e, CURLOPT_OPENSOCKETFUNCTION, &CurlFetcher::OpenSocketCallback);
+    POSH_EASY_SETOPT(bad, e, CURLOPT_OPENSOCKETDATA, t.get());
+    POSH_EASY_SETOPT(bad, e, CURLOPT_USERAGENT, options_.user_agent.c_str());
+    POSH_EASY_SETOPT(bad, e, CURLOPT_HTTPGET, 1L);
+    if (!bad.empty()) {
+      cb = std::move(t->cb);
+      return fail(FetchErrorKind::kInternal, std::move(bad));  // t (and its easy) freed here
+    }
 
     CURLMcode mc = curl_multi_add_handle(multi_, e);
     if (mc != CURLM_OK) {
@@ -351,6 +406,7 @@ class CurlFetcher final : public Fetcher {
         return CURL_SOCKET_BAD;
       }
     }
+    ++t->allowed_sockets;
     return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
   }
 
@@ -441,13 +497,16 @@ class CurlFetcher final : public Fetcher {
       return Fail(MakeError(FetchErrorKind::kTooLarge,
                             "body exceeds " + std::to_string(t.max_body) + " bytes (R7)"));
     }
-    if (!t.refused.empty() &&
+    // "Refused" (permanent) only when the policy refused every candidate address; when one
+    // was allowed and failed, the failure is that connection's (transient, R19).
+    if (!t.refused.empty() && t.allowed_sockets == 0 &&
         (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST)) {
       return Fail(MakeError(FetchErrorKind::kAddressRefused, t.refused));
     }
     FetchErrorKind kind = KindFor(code);
     std::string detail = t.errbuf[0] != '\0' ? std::string(t.errbuf) : curl_easy_strerror(code);
     while (!detail.empty() && (detail.back() == '\n' || detail.back() == '\r')) detail.pop_back();
+    if (!t.refused.empty()) detail += " (another candidate: " + t.refused + ")";
     return Fail(MakeError(kind, std::string(KindPrefix(kind)) + detail));
   }
 
@@ -463,6 +522,7 @@ class CurlFetcher final : public Fetcher {
   Handle next_handle_ = 1;
   uint64_t requests_started_ = 0;
   bool closing_ = false;
+  std::string init_failure_;  // multi handle setup failed: every fetch fails with this
   std::shared_ptr<bool> alive_;
 };
 

@@ -15,7 +15,7 @@ EventLoop::EventLoop() {
 }
 
 EventLoop::~EventLoop() {
-  Stop();
+  Stop();  // from here on, Post() refuses without touching async_ (see Post)
   // Close anything still open (the async handle when the loop never ran).
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&async_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
@@ -35,11 +35,14 @@ void EventLoop::Start(Task on_start, Task on_stop) {
 }
 
 bool EventLoop::Post(Task task) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return false;
-    queue_.push_back(std::move(task));
-  }
+  // The wake-up is sent under mu_. Teardown closes async_ only after stopping_ was set under
+  // mu_ (the loop's Drain reads it under mu_; the destructor runs after Stop), so a Post
+  // that passed the check has finished its send before the close, and a later one refuses
+  // without touching the handle, whatever order the owner tears down in. uv_async_send is
+  // thread-safe and does not block: sending under our own lock is fine.
+  std::lock_guard lock(mu_);
+  if (stopping_) return false;
+  queue_.push_back(std::move(task));
   uv_async_send(&async_);
   return true;
 }
@@ -73,11 +76,16 @@ void EventLoop::Drain() {
 void EventLoop::Stop() {
   {
     std::lock_guard lock(mu_);
-    if (stopping_ && !thread_.joinable()) return;
-    stopping_ = true;
+    if (!stopping_) {
+      stopping_ = true;
+      // The last wake-up ever sent: under mu_ and in the same critical section that sets
+      // stopping_, so before the loop can see stopping_ and close async_. A second Stop()
+      // sends nothing (the handle may be closed by then).
+      if (running_.load()) uv_async_send(&async_);
+    }
   }
+  // thread_ is only read by the one caller that wins running_ (never while another joins).
   if (!running_.exchange(false)) return;
-  uv_async_send(&async_);
   if (thread_.joinable()) thread_.join();
 }
 

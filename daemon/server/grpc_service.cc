@@ -34,6 +34,11 @@ bool NormalizeKey(std::string_view domain, std::string_view service, cache::Key*
   return true;
 }
 
+bool ValidKey(std::string_view domain, std::string_view service, cache::Key* key) {
+  grpc::Status ignored;
+  return NormalizeKey(domain, service, key, &ignored);
+}
+
 posh::v1::LookupStatus ToProto(cache::EntryStatus s) {
   switch (s) {
     case cache::EntryStatus::kFound:
@@ -174,6 +179,63 @@ void FillLookupResponse(const cache::Key& key, const LookupAnswer& answer,
   }
 }
 
+// The reactor of a Lookup or Verify that missed the cache. Two parties may finish it: the
+// loop thread with the answer, or gRPC's OnCancel when the client cancels or its deadline
+// passes; whichever claims `done` first finishes it, the other does nothing. A cancelled
+// call abandons its ticket, so a retrieval nobody waits for any more is dropped
+// (PoshService::Abandon). The answer callback keeps `done` alive on its own: the reactor is
+// deleted (OnDone) once finished, possibly before the loop gets to the answer.
+class ResolverGrpcService::MissReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit MissReactor(ResolverGrpcService& owner)
+      : owner_(owner), done_(std::make_shared<std::atomic<bool>>(false)) {}
+
+  // Wraps the code that fills the response: runs it and finishes the call with OK, unless
+  // the call was cancelled first.
+  template <typename Answer, typename Fill>
+  std::function<void(Answer)> Answerer(Fill fill) {
+    return [owner = &owner_, self = this, done = done_, fill = std::move(fill)](Answer a) {
+      if (done->exchange(true, std::memory_order_acq_rel)) return;
+      fill(a);
+      owner->Finish(self, grpc::Status::OK);
+    };
+  }
+  void SetTicket(PoshService::MissTicket ticket) {
+    ticket_.store(ticket, std::memory_order_release);
+  }
+
+  void OnCancel() override {
+    if (done_->exchange(true, std::memory_order_acq_rel)) return;
+    owner_.service_.Abandon(ticket_.load(std::memory_order_acquire));
+    owner_.Finish(this, grpc::Status(grpc::StatusCode::CANCELLED,
+                                     "cancelled by the client or its deadline passed"));
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  ResolverGrpcService& owner_;
+  std::shared_ptr<std::atomic<bool>> done_;
+  std::atomic<PoshService::MissTicket> ticket_{0};
+};
+
+grpc::ServerUnaryReactor* ResolverGrpcService::RefuseWhenStopping(
+    grpc::CallbackServerContext* ctx) {
+  if (ctx->IsCancelled()) {
+    // The client gave up (cancel, deadline) before the call reached us: its request may not
+    // even be complete; it is neither served nor counted as invalid.
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled before it was served"));
+    return reactor;
+  }
+  if (!accepting_.load(std::memory_order_relaxed)) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "poshd is shutting down"));
+    return reactor;
+  }
+  active_.fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
 bool ResolverGrpcService::Admit(grpc::ServerUnaryReactor* reactor) {
   if (!accepting_.load(std::memory_order_relaxed)) {
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "poshd is shutting down"));
@@ -241,39 +303,46 @@ void ResolverGrpcService::SetVerifyResponse(const cache::Key& key, const VerifyA
 grpc::ServerUnaryReactor* ResolverGrpcService::Lookup(grpc::CallbackServerContext* ctx,
                                                       const grpc::ByteBuffer* request,
                                                       grpc::ByteBuffer* response) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Admit(reactor)) return reactor;
+  if (auto* refused = RefuseWhenStopping(ctx)) return refused;
   const RequestBytes bytes(*request);
   wire::LookupRequestView req;
   cache::Key key;
-  if (!AcceptRequest(reactor, "LookupRequest", wire::ParseLookupRequest(bytes.view(), &req),
-                     req.domain, req.service, &key))
+  const std::string parse_error = wire::ParseLookupRequest(bytes.view(), &req);
+  if (!parse_error.empty() || !ValidKey(req.domain, req.service, &key)) {
+    auto* reactor = ctx->DefaultReactor();
+    AcceptRequest(reactor, "LookupRequest", parse_error, req.domain, req.service, &key);
     return reactor;
+  }
   LookupAnswer hit;
   if (!req.refresh && service_.LookupCached(key, &hit)) {  // the hot path: no callback object
+    auto* reactor = ctx->DefaultReactor();
     SetLookupResponse(key, hit, response);
     Finish(reactor, grpc::Status::OK);
     return reactor;
   }
-  service_.LookupMiss(key, req.refresh, [this, reactor, response, key](LookupAnswer a) {
-    SetLookupResponse(key, a, response);
-    Finish(reactor, grpc::Status::OK);
-  });
+  auto* reactor = new MissReactor(*this);
+  reactor->SetTicket(service_.LookupMiss(
+      key, req.refresh,
+      reactor->Answerer<LookupAnswer>(
+          [this, response, key](const LookupAnswer& a) { SetLookupResponse(key, a, response); })));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContext* ctx,
                                                       const grpc::ByteBuffer* request,
                                                       grpc::ByteBuffer* response) {
-  auto* reactor = ctx->DefaultReactor();
-  if (!Admit(reactor)) return reactor;
+  if (auto* refused = RefuseWhenStopping(ctx)) return refused;
   const RequestBytes bytes(*request);
   wire::VerifyRequestView req;
   cache::Key key;
-  if (!AcceptRequest(reactor, "VerifyRequest", wire::ParseVerifyRequest(bytes.view(), &req),
-                     req.domain, req.service, &key))
+  const std::string parse_error = wire::ParseVerifyRequest(bytes.view(), &req);
+  if (!parse_error.empty() || !ValidKey(req.domain, req.service, &key)) {
+    auto* reactor = ctx->DefaultReactor();
+    AcceptRequest(reactor, "VerifyRequest", parse_error, req.domain, req.service, &key);
     return reactor;
+  }
   if (req.chain_size == 0 || req.leaf.empty()) {
+    auto* reactor = ctx->DefaultReactor();
     Reject(reactor, "presented_chain is empty: give the DER leaf certificate first");
     return reactor;
   }
@@ -282,6 +351,7 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContex
     auto parsed = core::ParseCertificateDer(std::span<const uint8_t>(
         reinterpret_cast<const uint8_t*>(req.leaf.data()), req.leaf.size()));
     if (!parsed) {
+      auto* reactor = ctx->DefaultReactor();
       Reject(reactor, "presented_chain[0] is not a DER certificate: " + parsed.error().message);
       return reactor;
     }
@@ -290,15 +360,17 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContex
   }
   VerifyAnswer hit;
   if (service_.VerifyCached(key, *leaf, &hit)) {  // the hot path: no callback object
+    auto* reactor = ctx->DefaultReactor();
     SetVerifyResponse(key, hit, response);
     Finish(reactor, grpc::Status::OK);
     return reactor;
   }
   // The callback keeps nothing of `req`: it points into the request bytes.
-  service_.VerifyMiss(key, std::move(leaf), [this, reactor, response, key](VerifyAnswer v) {
-    SetVerifyResponse(key, v, response);
-    Finish(reactor, grpc::Status::OK);
-  });
+  auto* reactor = new MissReactor(*this);
+  reactor->SetTicket(service_.VerifyMiss(
+      key, std::move(leaf),
+      reactor->Answerer<VerifyAnswer>(
+          [this, response, key](const VerifyAnswer& v) { SetVerifyResponse(key, v, response); })));
   return reactor;
 }
 

@@ -87,6 +87,10 @@ class ResolverGrpcService final : public ResolverServiceBase {
                                      posh::v1::GetStatsResponse* response) override;
 
  private:
+  class MissReactor;
+  // The default reactor, finished at once: CANCELLED when the client gave up before the call
+  // was served, UNAVAILABLE when shutting down. Otherwise nullptr, the call counted active.
+  grpc::ServerUnaryReactor* RefuseWhenStopping(grpc::CallbackServerContext* ctx);
   bool Admit(grpc::ServerUnaryReactor* reactor);
   void Finish(grpc::ServerUnaryReactor* reactor, const grpc::Status& status);
   // INVALID_ARGUMENT, counted.

@@ -5,6 +5,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/server_posix.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -13,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -23,6 +26,7 @@
 #include "cache/store.h"
 #include "posh/v1/prometheus.h"
 #include "server/config_file.h"
+#include "server/connection_limit.h"
 #include "server/event_loop.h"
 #include "server/grpc_service.h"
 #include "server/metrics_http.h"
@@ -111,6 +115,24 @@ posh::Result<DaemonOptions> BuildOptions(int argc, char** argv) {
   return opts;
 }
 
+// Every client connection is a descriptor, and so is every retrieval (up to
+// --max-concurrent-retrievals, plus the fetcher's idle connections) and a few dozen of
+// poshd's own. When --max-connections does not fit under the open-files limit, accept(2)
+// runs out of descriptors before the cap is reached (the gate then closes connections
+// from the backlog, connection_limit.h): say so at start, with the fix.
+void CheckConnectionsFitOpenFiles(const DaemonOptions& o, const posh::server::OpenFilesLimit& l) {
+  if (l.after == RLIM_INFINITY) return;
+  const unsigned long long own = 128;  // gRPC, libuv, the log, snapshots, idle retrievals
+  const unsigned long long need = o.max_connections + o.service.max_concurrent_retrievals + own;
+  if (need <= l.after) return;
+  POSH_LOG_WARN(
+      "open files limit %llu is too low for --max-connections %zu (with "
+      "--max-concurrent-retrievals %zu and poshd's own descriptors, %llu are needed): raise "
+      "LimitNOFILE= or lower --max-connections",
+      static_cast<unsigned long long>(l.after), o.max_connections,
+      o.service.max_concurrent_retrievals, need);
+}
+
 // The systemd STATUS= summary.
 std::string StatusLine(posh::server::PoshService& service) {
   auto& s = service.stats();
@@ -145,6 +167,8 @@ void Reload(int argc, char** argv, DaemonOptions& current, posh::server::PoshSer
   restart_needed("connect-to", n.fetcher.connect_to != current.fetcher.connect_to);
   restart_needed("allow-private-addresses",
                  n.fetcher.allow_private_addresses != current.fetcher.allow_private_addresses);
+  restart_needed("max-connections", n.max_connections != current.max_connections);
+  restart_needed("max-request-bytes", n.max_request_bytes != current.max_request_bytes);
   posh::log::SetLevel(n.log_level);
   service.UpdateOptions(n.service);
   store.SetMaxEntries(n.max_entries);
@@ -187,7 +211,9 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   // the loop); leaving Run writes what is left.
   posh::log::WriterScope log_writer;
   posh::server::RouteGrpcLogs();
-  posh::server::LogOpenFilesLimit(posh::server::RaiseOpenFilesLimit());
+  const posh::server::OpenFilesLimit files = posh::server::RaiseOpenFilesLimit();
+  posh::server::LogOpenFilesLimit(files);
+  CheckConnectionsFitOpenFiles(opts, files);
 
   {
     std::error_code ec;
@@ -287,15 +313,65 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + opts.socket_path, grpc::InsecureServerCredentials());
+  // No listening port: poshd accepts on the socket itself and hands gRPC only connections
+  // that have sent the HTTP/2 preface, under --max-connections (server/connection_limit.h).
   builder.RegisterService(&grpc_service);
+  // A larger request is refused with RESOURCE_EXHAUSTED before any method sees it. gRPC
+  // 1.51 compares the size once the whole message is in: an oversized request is held
+  // until then and freed when refused (no growth over repeated ones: test_limits.py).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(opts.max_request_bytes));
+  // Requests at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a client
+  // sending more waits for a stream to finish instead of piling calls on the server. An
+  // XMPP server multiplexes every peer's verification on one connection: a cold start of a
+  // busy server is hundreds of misses at once, so the bound is generous; the memory quota
+  // below bounds what they may hold.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
+  // A connection with no call for 10 minutes gets a GOAWAY and is closed (its client
+  // reconnects on its next call, which costs little on a unix socket). Idle XMPP servers
+  // hold a connection each; this returns abandoned ones. No keepalive pings: a unix
+  // socket's peer cannot vanish without the kernel closing it. No
+  // GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS: it applies to gRPC's own listeners only; the
+  // gate's preface timeout takes its place.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 10 * 60 * 1000);
+  // gRPC's buffers (reads, HTTP/2 frames, messages being received) are accounted against
+  // this quota; under pressure gRPC shrinks its reads and reclaims memory from idle
+  // connections. Room for 64 requests of the largest size at once plus the connections'
+  // buffers. In 1.51 it is a pressure signal, not a hard cap on one message.
+  grpc::ResourceQuota quota("poshd");
+  quota.Resize((64u << 20) + 64 * opts.max_request_bytes);
+  // gRPC 1.51 counts only threads of synchronous methods (server reflection's) against
+  // this; poshd's own methods are callback ones, run by gRPC's executor, sized to the
+  // cores. A backstop, not a tuning knob.
+  quota.SetMaxThreads(static_cast<int>(std::max(8u, 4 * std::thread::hardware_concurrency())));
+  builder.SetResourceQuota(quota);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    posh::log::Direct(posh::log::Level::kError, "poshd: cannot start the gRPC server");
+    loop.Stop();
+    return 1;
+  }
   // Create the socket with its final mode (no window with the process umask's mode);
   // the chmod below stays for umasks that cannot express it.
-  const mode_t old_umask = ::umask(~static_cast<mode_t>(opts.socket_mode) & 0777);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ::umask(old_umask);
-  if (!server) {
-    posh::log::Direct(posh::log::Level::kError, "poshd: cannot listen on " + opts.socket_path);
+  auto listen_fd = posh::server::OpenUnixListener(opts.socket_path, opts.socket_mode);
+  if (!listen_fd) {
+    posh::log::Direct(posh::log::Level::kError, "poshd: cannot listen on " + opts.socket_path +
+                                                    ": " + listen_fd.error().message);
+    server->Shutdown();
+    loop.Stop();
+    return 1;
+  }
+  posh::server::ConnectionGateOptions gate_options;
+  gate_options.max_connections = opts.max_connections;
+  auto& stats = service.stats();
+  // Declared after `server`, so destroyed (stopped) before it: no hand-off to a freed server.
+  posh::server::ConnectionGate gate(
+      *listen_fd, gate_options, {&stats.connections, &stats.connections_refused},
+      [&server](int fd) { grpc::AddInsecureChannelFromFd(server.get(), fd); });
+  if (auto started = gate.Start(); !started) {
+    posh::log::Direct(posh::log::Level::kError, "poshd: cannot accept on " + opts.socket_path +
+                                                    ": " + started.error().message);
+    ::unlink(opts.socket_path.c_str());
+    server->Shutdown();
     loop.Stop();
     return 1;
   }
@@ -314,8 +390,8 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   posh::server::NotifyReady("listening on " + opts.socket_path);
 
   // Main thread: signals and periodic snapshots.
-  auto next_snapshot =
-      std::chrono::steady_clock::now() + std::chrono::seconds(opts.snapshot_interval_s);
+  auto last_snapshot = std::chrono::steady_clock::now();  // the last snapshot, or the start
+  auto next_snapshot = last_snapshot + std::chrono::seconds(opts.snapshot_interval_s);
   for (;;) {
     timespec wait{1, 0};
     int sig = sigtimedwait(&signals, nullptr, &wait);
@@ -324,14 +400,21 @@ int Run(int argc, char** argv, DaemonOptions opts) {
       break;
     }
     if (sig == SIGHUP) {
+      const int old_interval = opts.snapshot_interval_s;
       Reload(argc, argv, opts, service, store);
-      continue;
+      // A new interval counts from the last snapshot (or the start), not from the next one
+      // due under the old interval: shortened from an hour to a minute, the snapshot an
+      // hour's worth overdue is written now; lengthened, the next one moves out.
+      if (opts.snapshot_interval_s != old_interval) {
+        next_snapshot = last_snapshot + std::chrono::seconds(opts.snapshot_interval_s);
+      }
     }
-    if (opts.snapshot_interval_s > 0 && std::chrono::steady_clock::now() >= next_snapshot) {
+    const auto now = std::chrono::steady_clock::now();
+    if (opts.snapshot_interval_s > 0 && now >= next_snapshot) {
       SaveSnapshot(opts, store, clock);
       posh::server::NotifyStatus(StatusLine(service));
-      next_snapshot =
-          std::chrono::steady_clock::now() + std::chrono::seconds(opts.snapshot_interval_s);
+      last_snapshot = std::chrono::steady_clock::now();
+      next_snapshot = last_snapshot + std::chrono::seconds(opts.snapshot_interval_s);
     }
   }
 
@@ -340,6 +423,9 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   posh::server::NotifyStopping();
   grpc_service.StopAccepting();
   if (auto* health = server->GetHealthCheckService()) health->Shutdown();
+  // No new connections from here (connects are refused once the listener is closed), as
+  // gRPC's own listener would stop in Shutdown; connections without a preface are closed.
+  gate.Stop();
   std::thread shutdown_thread([&] {
     server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(opts.shutdown_grace_ms + 2000));

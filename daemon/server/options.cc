@@ -126,6 +126,8 @@ Result<bool> ApplySetting(const std::string& key, const std::string& value, Daem
     auto s = seconds(365LL * 86400);
     if (!s) return Fail(s.error());
     o->service.lifetimes.max_ttl_ms = *s * 1000;
+    // A shared reference target (R11) is kept no longer than any entry would be (R16).
+    o->service.resolver.reference_cache_max_ttl = std::chrono::seconds(*s);
   } else if (key == "negative-ttl") {
     auto s = seconds(30LL * 86400);
     if (!s) return Fail(s.error());

@@ -1,5 +1,7 @@
 #include "server/posh_service.h"
 
+#include <malloc.h>
+
 #include "util/log.h"
 #include "util/text.h"
 
@@ -10,7 +12,12 @@ void LatencyHistogram::Record(double ms) {
   while (i + 1 < kUpperMs.size() && ms > kUpperMs[i]) ++i;
   counts_[i].fetch_add(1, std::memory_order_relaxed);
   sum_ms_.fetch_add(ms, std::memory_order_relaxed);
+  double seen = max_ms_.load(std::memory_order_relaxed);
+  while (ms > seen && !max_ms_.compare_exchange_weak(seen, ms, std::memory_order_relaxed)) {
+  }
 }
+
+double LatencyHistogram::MaxMs() const { return max_ms_.load(std::memory_order_relaxed); }
 
 double LatencyHistogram::SumMs() const { return sum_ms_.load(std::memory_order_relaxed); }
 
@@ -30,9 +37,9 @@ double LatencyHistogram::Percentile(double p) const {
   uint64_t seen = 0;
   for (size_t i = 0; i < counts.size(); ++i) {
     seen += counts[i];
-    if (seen >= rank) return i + 1 < counts.size() ? kUpperMs[i] : kUpperMs[i - 1];
+    if (seen >= rank) return i + 1 < counts.size() ? kUpperMs[i] : MaxMs();
   }
-  return kUpperMs[kUpperMs.size() - 2];
+  return MaxMs();
 }
 
 const char* VerdictName(core::Verdict verdict) {
@@ -64,7 +71,12 @@ PoshService::~PoshService() = default;
 
 void PoshService::StartOnLoop() {
   fetcher_ = fetcher_factory_(loop_.uv());
-  resolver_ = std::make_unique<resolve::Resolver>(*fetcher_, clock_, options_.resolver);
+  resolver_ = std::make_unique<resolve::Resolver>(
+      *fetcher_, clock_, options_.resolver,
+      resolve::ResolverCounters{&stats_.reference_shared, &stats_.reference_fetches});
+  jostle_timer_ = new uv_timer_t;
+  uv_timer_init(loop_.uv(), jostle_timer_);
+  jostle_timer_->data = this;
 }
 
 std::shared_ptr<const cache::Entry> PoshService::ShuttingDownEntry() {
@@ -75,17 +87,32 @@ std::shared_ptr<const cache::Entry> PoshService::ShuttingDownEntry() {
   return e;
 }
 
+std::shared_ptr<const cache::Entry> PoshService::OverloadedEntry(std::string why) {
+  auto e = std::make_shared<cache::Entry>();
+  e->status = cache::EntryStatus::kError;
+  e->error = std::move(why);
+  e->error_kind = static_cast<uint8_t>(resolve::ErrorKind::kOverloaded);
+  return e;
+}
+
 void PoshService::StopOnLoop() {
   stopped_ = true;
   auto pending = std::move(in_flight_);
   in_flight_.clear();
+  ticket_flights_.clear();
+  queue_.clear();
+  running_order_.clear();
+  UpdateQueueStatsOnLoop();
+  auto entry = ShuttingDownEntry();
   for (auto& [k, flight] : pending) {
-    if (flight.resolver) flight.resolver->Cancel(flight.handle);
-    for (auto& w : flight.waiters) w(LookupAnswer{ShuttingDownEntry(), false, false});
+    if (flight.running && flight.resolver) flight.resolver->Cancel(flight.handle);
+    for (auto& w : flight.waiters) w.cb(LookupAnswer{entry, false, false});
   }
-  stats_.in_flight.store(0, std::memory_order_relaxed);
-  queued_.clear();
-  running_ = 0;
+  if (jostle_timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(jostle_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    jostle_timer_ = nullptr;
+  }
   retired_.clear();
   resolver_.reset();
   fetcher_.reset();
@@ -97,7 +124,9 @@ void PoshService::ReplaceFetcher(FetcherFactory factory) {
     fetcher_factory_ = factory;
     retired_.push_back(Retired{std::move(fetcher_), std::move(resolver_)});
     fetcher_ = fetcher_factory_(loop_.uv());
-    resolver_ = std::make_unique<resolve::Resolver>(*fetcher_, clock_, options_.resolver);
+    resolver_ = std::make_unique<resolve::Resolver>(
+        *fetcher_, clock_, options_.resolver,
+        resolve::ResolverCounters{&stats_.reference_shared, &stats_.reference_fetches});
     CollectRetiredOnLoop();
   });
 }
@@ -144,13 +173,104 @@ bool PoshService::LookupCached(const cache::Key& key, LookupAnswer* out) {
   return true;
 }
 
-void PoshService::LookupMiss(const cache::Key& key, bool refresh, LookupCallback cb) {
+PoshService::MissTicket PoshService::LookupMiss(const cache::Key& key, bool refresh,
+                                                LookupCallback cb) {
   stats_.lookups.fetch_add(1, std::memory_order_relaxed);
   stats_.cache_misses.fetch_add(1, std::memory_order_relaxed);
+  const MissTicket ticket = next_ticket_.fetch_add(1, std::memory_order_relaxed);
   auto shared_cb = std::make_shared<LookupCallback>(std::move(cb));
-  bool posted = loop_.Post(
-      [this, key, refresh, shared_cb] { OnMissOnLoop(key, refresh, std::move(*shared_cb)); });
-  if (!posted) (*shared_cb)(LookupAnswer{ShuttingDownEntry(), false, false});
+  bool posted = loop_.Post([this, key, refresh, ticket, shared_cb] {
+    OnMissOnLoop(key, refresh, ticket, std::move(*shared_cb));
+  });
+  if (!posted) {
+    (*shared_cb)(LookupAnswer{ShuttingDownEntry(), false, false});
+    return 0;
+  }
+  return ticket;
+}
+
+void PoshService::Abandon(MissTicket ticket) {
+  if (ticket == 0) return;
+  // Posted after the miss itself (the caller had the ticket only once LookupMiss returned),
+  // so the loop always sees the miss first.
+  loop_.Post([this, ticket] { AbandonOnLoop(ticket); });
+}
+
+void PoshService::AbandonOnLoop(MissTicket ticket) {
+  auto t = ticket_flights_.find(ticket);
+  if (t == ticket_flights_.end()) return;  // answered already
+  const std::string mk = std::move(t->second);
+  ticket_flights_.erase(t);
+  auto it = in_flight_.find(mk);
+  if (it == in_flight_.end()) return;
+  Flight& flight = it->second;
+  auto& ws = flight.waiters;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    if (ws[i].ticket == ticket) {
+      ws[i] = std::move(ws.back());
+      ws.pop_back();
+      break;
+    }
+  }
+  if (!ws.empty() || flight.background) return;
+  // Nobody waits for this retrieval any more and the cache did not ask for it: free its
+  // queue place or its slot (and its sockets) for work someone still waits for.
+  POSH_LOG_DEBUG("dropping the retrieval for %s (%s): every caller gave up",
+                 flight.key.domain.c_str(), flight.key.service.c_str());
+  ClearRefreshPosted(mk);
+  RemoveFlightOnLoop(mk);
+  stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+  PostLaunchQueuedOnLoop();
+  TrimMemoryWhenIdleOnLoop();
+}
+
+void PoshService::PostLaunchQueuedOnLoop() {
+  // From the next loop turn: the rest of this batch of posted tasks (typically more
+  // abandoned tickets of the same client) runs first, so a queued retrieval that is about to
+  // be abandoned too is not started for nothing. One post however many slots free up.
+  if (queue_.empty() || launch_posted_) return;
+  launch_posted_ = true;
+  loop_.Post([this] {
+    launch_posted_ = false;
+    LaunchQueuedOnLoop();
+  });
+}
+
+PoshService::Flight PoshService::RemoveFlightOnLoop(const std::string& mk) {
+  auto it = in_flight_.find(mk);
+  Flight flight = std::move(it->second);
+  in_flight_.erase(it);
+  if (flight.queued) queue_.erase(flight.queue_pos);
+  if (flight.running) {
+    running_order_.erase(flight.running_pos);
+    flight.resolver->Cancel(flight.handle);
+  }
+  flight.queued = flight.running = false;
+  for (const auto& w : flight.waiters) {
+    if (w.ticket != 0) ticket_flights_.erase(w.ticket);
+  }
+  UpdateQueueStatsOnLoop();
+  return flight;
+}
+
+void PoshService::FailFlightOnLoop(Flight flight,
+                                   const std::shared_ptr<const cache::Entry>& entry) {
+  for (auto& w : flight.waiters) w.cb(LookupAnswer{entry, false, false});
+}
+
+void PoshService::UpdateQueueStatsOnLoop() {
+  stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
+  stats_.queued.store(queue_.size(), std::memory_order_relaxed);
+  flights_peak_ = std::max(flights_peak_, in_flight_.size());
+}
+
+void PoshService::TrimMemoryWhenIdleOnLoop() {
+  // After a storm of thousands of flights the allocator keeps the freed pages; give them
+  // back once the storm is over (rare, and only after a large peak: malloc_trim costs a
+  // walk of the heap).
+  if (!in_flight_.empty() || flights_peak_ < 1000) return;
+  flights_peak_ = 0;
+  malloc_trim(0);
 }
 
 void PoshService::ClearRefreshPosted(const std::string& map_key) {
@@ -174,21 +294,23 @@ void PoshService::MaybeStartBackgroundRefresh(const cache::Key& key) {
       return;
     }
     stats_.refreshes.fetch_add(1, std::memory_order_relaxed);
-    StartResolutionOnLoop(key, {}, /*background=*/true);
+    StartResolutionOnLoop(key, Waiter{}, /*background=*/true);
   });
   if (!posted) ClearRefreshPosted(mk);
 }
 
-void PoshService::OnMissOnLoop(cache::Key key, bool refresh, LookupCallback cb) {
+void PoshService::OnMissOnLoop(cache::Key key, bool refresh, MissTicket ticket, LookupCallback cb) {
   if (stopped_) {
     cb(LookupAnswer{ShuttingDownEntry(), false, false});
     return;
   }
-  auto it = in_flight_.find(MapKey(key));
+  std::string mk = MapKey(key);
+  auto it = in_flight_.find(mk);
   if (it != in_flight_.end()) {
     // R18: join the retrieval already running.
     stats_.coalesced.fetch_add(1, std::memory_order_relaxed);
-    it->second.waiters.push_back(std::move(cb));
+    it->second.waiters.push_back(Waiter{ticket, std::move(cb)});
+    if (ticket != 0) ticket_flights_.emplace(ticket, std::move(mk));
     return;
   }
   if (!refresh) {
@@ -198,63 +320,138 @@ void PoshService::OnMissOnLoop(cache::Key key, bool refresh, LookupCallback cb) 
       return;
     }
   }
-  std::vector<LookupCallback> waiters;
-  waiters.push_back(std::move(cb));
-  StartResolutionOnLoop(key, std::move(waiters), /*background=*/false);
+  StartResolutionOnLoop(key, Waiter{ticket, std::move(cb)}, /*background=*/false);
 }
 
-void PoshService::StartResolutionOnLoop(const cache::Key& key, std::vector<LookupCallback> waiters,
-                                        bool background) {
+void PoshService::StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bool background) {
   std::string mk = MapKey(key);
   Flight& flight = in_flight_[mk];
-  flight.waiters = std::move(waiters);
+  flight.key = key;
+  flight.background = background;
   flight.started_ms = clock_.NowMs();
-  stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
+  if (waiter.cb) {
+    if (waiter.ticket != 0) ticket_flights_.emplace(waiter.ticket, mk);
+    flight.waiters.push_back(std::move(waiter));
+  }
   POSH_LOG_DEBUG("retrieving POSH for %s (%s)%s", key.domain.c_str(), key.service.c_str(),
                  background ? " [background refresh]" : "");
-  if (!HasRetrievalSlot()) {
-    flight.queued = true;
-    queued_.push_back(key);
+  if (queue_.empty() && HasRetrievalSlot()) {
+    LaunchOnLoop(mk, flight);
+    UpdateQueueStatsOnLoop();
     return;
   }
-  LaunchOnLoop(key, flight);
+  flight.queued = true;
+  flight.queue_pos = queue_.insert(queue_.end(), mk);
+  // Bounded queue: over the cap the retrieval that has waited longest goes (its callers,
+  // if any are left, have waited longest too and are the nearest to their deadlines).
+  const size_t cap = std::max<size_t>(1, options_.max_queued_retrievals);
+  while (queue_.size() > cap) {
+    std::string victim = queue_.front();
+    POSH_LOG_WARN(
+        "retrieval queue full (%zu, --max-queued-retrievals): dropping the retrieval "
+        "for %s",
+        cap, in_flight_[victim].key.domain.c_str());
+    ClearRefreshPosted(victim);
+    Flight dropped = RemoveFlightOnLoop(victim);
+    stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+    FailFlightOnLoop(std::move(dropped),
+                     OverloadedEntry("poshd is overloaded: the retrieval queue is full (" +
+                                     std::to_string(cap) + " waiting); try again later"));
+  }
+  UpdateQueueStatsOnLoop();
+  JostleOnLoop();
+  LaunchQueuedOnLoop();
+  ArmJostleTimerOnLoop();
 }
 
-void PoshService::LaunchOnLoop(const cache::Key& key, Flight& flight) {
-  ++running_;
-  flight.queued = false;
+void PoshService::LaunchOnLoop(const std::string& mk, Flight& flight) {
+  if (flight.queued) {
+    queue_.erase(flight.queue_pos);
+    flight.queued = false;
+  }
+  flight.running = true;
+  flight.running_pos = running_order_.insert(running_order_.end(), mk);
   flight.started_ms = clock_.NowMs();
   flight.resolver = resolver_.get();
+  const cache::Key key = flight.key;
   flight.handle = resolver_->Resolve(key.domain, key.service, [this, key](resolve::Resolution r) {
     OnResolvedOnLoop(key, std::move(r));
   });
 }
 
 bool PoshService::HasRetrievalSlot() const {
-  return running_ < std::max<size_t>(1, options_.max_concurrent_retrievals);
+  return running_order_.size() < std::max<size_t>(1, options_.max_concurrent_retrievals);
 }
 
 void PoshService::LaunchQueuedOnLoop() {
   if (stopped_) return;
-  while (!queued_.empty() && HasRetrievalSlot()) {
-    cache::Key key = std::move(queued_.front());
-    queued_.pop_front();
-    auto it = in_flight_.find(MapKey(key));
-    if (it == in_flight_.end() || !it->second.queued) continue;
-    LaunchOnLoop(key, it->second);
+  const int64_t now = clock_.NowMs();
+  while (!queue_.empty() && HasRetrievalSlot()) {
+    // FIFO while the queue moves; when its head has waited past the jostle timeout the
+    // daemon is overloaded, and the newest retrieval goes first (adaptive LIFO): its
+    // caller has the most time left, while the oldest are likely to be abandoned anyway.
+    const std::string& head = queue_.front();
+    const bool overloaded = options_.jostle_timeout_ms > 0 &&
+                            now - in_flight_[head].started_ms > options_.jostle_timeout_ms;
+    std::string mk = overloaded ? queue_.back() : head;
+    LaunchOnLoop(mk, in_flight_[mk]);
   }
+  UpdateQueueStatsOnLoop();
+  ArmJostleTimerOnLoop();
+}
+
+void PoshService::JostleOnLoop() {
+  if (stopped_ || options_.jostle_timeout_ms <= 0) return;
+  const int64_t now = clock_.NowMs();
+  // Unbound's jostle-timeout: while retrievals wait for a slot, one that has run longer
+  // than the timeout (an origin that does not answer, a slow body) gives its slot up.
+  while (!queue_.empty() && !HasRetrievalSlot() && !running_order_.empty()) {
+    const std::string oldest = running_order_.front();
+    const int64_t ran = now - in_flight_[oldest].started_ms;
+    if (ran <= options_.jostle_timeout_ms) break;
+    Flight displaced = RemoveFlightOnLoop(oldest);
+    ClearRefreshPosted(oldest);
+    stats_.displaced.fetch_add(1, std::memory_order_relaxed);
+    POSH_LOG_WARN(
+        "retrieval for %s (%s) displaced after %lld ms by waiting work "
+        "(--jostle-timeout %lld ms, --max-concurrent-retrievals %zu)",
+        displaced.key.domain.c_str(), displaced.key.service.c_str(), static_cast<long long>(ran),
+        static_cast<long long>(options_.jostle_timeout_ms), options_.max_concurrent_retrievals);
+    FailFlightOnLoop(
+        std::move(displaced),
+        OverloadedEntry("poshd is overloaded: the retrieval ran " + std::to_string(ran) +
+                        " ms and was displaced by newer work (jostle-timeout); try again later"));
+  }
+}
+
+void PoshService::ArmJostleTimerOnLoop() {
+  if (!jostle_timer_ || stopped_) return;
+  if (queue_.empty() || running_order_.empty() || options_.jostle_timeout_ms <= 0) {
+    uv_timer_stop(jostle_timer_);
+    return;
+  }
+  // Due when the oldest running retrieval passes the jostle timeout.
+  const int64_t due = in_flight_[running_order_.front()].started_ms + options_.jostle_timeout_ms;
+  const int64_t wait = std::max<int64_t>(1, due - clock_.NowMs() + 1);
+  uv_timer_start(
+      jostle_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<PoshService*>(t->data);
+        self->JostleOnLoop();
+        self->LaunchQueuedOnLoop();
+      },
+      static_cast<uint64_t>(wait), 0);
 }
 
 void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r) {
   std::string mk = MapKey(key);
   auto it = in_flight_.find(mk);
-  if (it == in_flight_.end()) return;
-  Flight flight = std::move(it->second);
-  in_flight_.erase(it);
-  stats_.in_flight.store(in_flight_.size(), std::memory_order_relaxed);
-  if (running_ > 0) --running_;
+  if (it == in_flight_.end() || !it->second.running) return;
+  it->second.running = false;  // its resolver job is over: nothing to cancel
+  running_order_.erase(it->second.running_pos);
+  Flight flight = RemoveFlightOnLoop(mk);
   // Start queued retrievals from a fresh loop turn, never inside the resolver's callback.
-  if (!queued_.empty()) loop_.Post([this] { LaunchQueuedOnLoop(); });
+  PostLaunchQueuedOnLoop();
 
   const int64_t now = clock_.NowMs();
   stats_.fetches.fetch_add(r.requests, std::memory_order_relaxed);
@@ -314,8 +511,9 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
   }
   store_.Put(key, entry);
   ClearRefreshPosted(mk);
-  for (auto& w : flight.waiters) w(LookupAnswer{entry, false, stale});
+  for (auto& w : flight.waiters) w.cb(LookupAnswer{entry, false, stale});
   if (!retired_.empty()) loop_.Post([this] { CollectRetiredOnLoop(); });
+  TrimMemoryWhenIdleOnLoop();
 }
 
 void PoshService::Verify(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
@@ -337,11 +535,17 @@ bool PoshService::VerifyCached(const cache::Key& key, const core::Certificate& l
   return true;
 }
 
-void PoshService::VerifyMiss(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
-                             VerifyCallback cb) {
+PoshService::MissTicket PoshService::VerifyMiss(const cache::Key& key,
+                                                std::shared_ptr<const core::Certificate> leaf,
+                                                VerifyCallback cb) {
   stats_.verifies.fetch_add(1, std::memory_order_relaxed);
-  // Lookup, not LookupMiss: the entry may have arrived since the caller's miss.
-  Lookup(key, false, [this, leaf = std::move(leaf), cb = std::move(cb)](LookupAnswer a) {
+  // The entry may have arrived since the caller's miss.
+  LookupAnswer hit;
+  if (LookupCached(key, &hit)) {
+    cb(Judge(std::move(hit), *leaf));
+    return 0;
+  }
+  return LookupMiss(key, false, [this, leaf = std::move(leaf), cb = std::move(cb)](LookupAnswer a) {
     cb(Judge(std::move(a), *leaf));
   });
 }
@@ -373,6 +577,7 @@ void PoshService::UpdateOptions(ServiceOptions options) {
     options_ = options;
     lifetimes_ = options.lifetimes;
     if (resolver_) resolver_->SetOptions(options.resolver);
+    JostleOnLoop();        // a lowered jostle timeout applies at once
     LaunchQueuedOnLoop();  // a raised max_concurrent_retrievals frees slots at once
   });
 }

@@ -7,8 +7,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,12 +62,16 @@ class LatencyHistogram {
                                                       200, 500, 1000, 2000, 5000, 10000, 1e300};
   void Record(double ms);
   std::array<uint64_t, kUpperMs.size()> Counts() const;
-  double SumMs() const;               // of every recorded value (Prometheus' _sum)
-  double Percentile(double p) const;  // upper bound of the bucket holding the p-quantile
+  double SumMs() const;  // of every recorded value (Prometheus' _sum)
+  // The upper bound of the bucket holding the p-quantile; in the overflow bucket (slower
+  // than the last bound) the slowest value recorded, not the last bound.
+  double Percentile(double p) const;
+  double MaxMs() const;
 
  private:
   std::array<std::atomic<uint64_t>, kUpperMs.size()> counts_{};
   std::atomic<double> sum_ms_{0};
+  std::atomic<double> max_ms_{0};
 };
 
 struct ServiceStats {
@@ -107,9 +111,16 @@ class PoshService {
   bool VerifyCached(const cache::Key& key, const core::Certificate& leaf, VerifyAnswer* out);
   // Counts the lookup (or verify) and the miss and answers from the loop thread, joining
   // or starting a retrieval (R18). A hit that appeared meanwhile is answered at once.
-  void LookupMiss(const cache::Key& key, bool refresh, LookupCallback cb);
-  void VerifyMiss(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
-                  VerifyCallback cb);
+  // Returns a ticket for Abandon(); 0 when the answer was given at once.
+  using MissTicket = uint64_t;
+  MissTicket LookupMiss(const cache::Key& key, bool refresh, LookupCallback cb);
+  MissTicket VerifyMiss(const cache::Key& key, std::shared_ptr<const core::Certificate> leaf,
+                        VerifyCallback cb);
+  // Any thread: the caller of a miss gave up (cancelled, or its deadline passed). Its
+  // callback is dropped without being run; a retrieval nobody waits for any more is taken
+  // off the queue, or cancelled when running, unless it is a background refresh (counted in
+  // `dropped`). Unknown or already answered ticket: no-op.
+  void Abandon(MissTicket ticket);
 
   // Reloadable settings (SIGHUP): applied on the loop thread.
   void UpdateOptions(ServiceOptions options);
@@ -123,21 +134,46 @@ class PoshService {
   uint64_t InFlight() const { return stats_.in_flight.load(std::memory_order_relaxed); }
 
  private:
+  struct Waiter {
+    MissTicket ticket = 0;  // 0: cannot be abandoned (internal callers)
+    LookupCallback cb;
+  };
+  // One retrieval per (domain, service) (R18). Queued flights wait in queue_, running ones
+  // are listed in running_order_ oldest first (the displacement candidates); each flight
+  // keeps its position in those lists so that dropping it is O(1).
   struct Flight {
-    std::vector<LookupCallback> waiters;
+    cache::Key key;
+    std::vector<Waiter> waiters;
     resolve::Resolver::Handle handle = 0;
     resolve::Resolver* resolver = nullptr;
-    int64_t started_ms = 0;
-    bool queued = false;  // waiting for a retrieval slot (max_concurrent_retrievals)
+    int64_t started_ms = 0;   // queued at, then launched at
+    bool background = false;  // a refresh the cache needs: kept when nobody waits
+    bool queued = false;
+    bool running = false;
+    std::list<std::string>::iterator queue_pos;    // valid while queued
+    std::list<std::string>::iterator running_pos;  // valid while running
   };
 
-  void OnMissOnLoop(cache::Key key, bool refresh, LookupCallback cb);
-  void StartResolutionOnLoop(const cache::Key& key, std::vector<LookupCallback> waiters,
-                             bool background);
-  void LaunchOnLoop(const cache::Key& key, Flight& flight);
+  void OnMissOnLoop(cache::Key key, bool refresh, MissTicket ticket, LookupCallback cb);
+  void StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bool background);
+  void LaunchOnLoop(const std::string& mk, Flight& flight);
   void LaunchQueuedOnLoop();
+  void PostLaunchQueuedOnLoop();
   bool HasRetrievalSlot() const;  // loop thread: running_ below max_concurrent_retrievals
   void OnResolvedOnLoop(const cache::Key& key, resolve::Resolution resolution);
+  void AbandonOnLoop(MissTicket ticket);
+  // Takes `mk`'s flight out of the queue / running list and the table; cancels its
+  // retrieval. The flight is returned so that its waiters can be answered last.
+  Flight RemoveFlightOnLoop(const std::string& mk);
+  // Answers a flight's waiters with an error that is not stored in the cache (the failure
+  // says nothing about the domain): queue full, displaced, shutting down.
+  void FailFlightOnLoop(Flight flight, const std::shared_ptr<const cache::Entry>& entry);
+  // Displaces running retrievals that have run longer than jostle_timeout while work waits.
+  void JostleOnLoop();
+  void ArmJostleTimerOnLoop();
+  void UpdateQueueStatsOnLoop();
+  void TrimMemoryWhenIdleOnLoop();
+  static std::shared_ptr<const cache::Entry> OverloadedEntry(std::string why);
   void MaybeStartBackgroundRefresh(const cache::Key& key);
   static std::string MapKey(const cache::Key& key);
   // R13-R15 on an answered lookup.
@@ -168,8 +204,13 @@ class PoshService {
   std::vector<Retired> retired_;
   void CollectRetiredOnLoop();
   std::unordered_map<std::string, Flight> in_flight_;
-  std::deque<cache::Key> queued_;  // flights waiting for a slot, oldest first
-  size_t running_ = 0;             // flights with a retrieval started
+  std::unordered_map<MissTicket, std::string> ticket_flights_;  // waiting ticket -> flight
+  std::list<std::string> queue_;          // flights waiting for a slot, oldest first
+  std::list<std::string> running_order_;  // running flights, oldest launch first
+  std::atomic<MissTicket> next_ticket_{1};
+  uv_timer_t* jostle_timer_ = nullptr;  // armed while flights wait for a slot
+  size_t flights_peak_ = 0;             // since the last malloc_trim
+  bool launch_posted_ = false;          // a LaunchQueuedOnLoop is posted
   bool stopped_ = false;
 };
 

@@ -426,5 +426,59 @@ TEST_F(Cache, Lifecycle_SighupKeepsCache) {
   EXPECT_EQ(origin_.Total(), 1);
 }
 
+// Delegation fan-in (issue 13): 50 domains referencing one hosting provider's document
+// (R11) cost a handful of fetches of it, not 50; once retrieved it is reused while fresh.
+// A cold burst may fetch it more than once: a lookup never waits on a retrieval started
+// under a later deadline than its own (R7).
+TEST_F(Cache, R11_DelegatingDomainsShareTheReferenceTarget) {
+  const std::string target_path = "/posh/shared.json";
+  const std::string target = "https://hosting.example.test" + target_path;
+  Route slow = Route::Json(FingerprintsDoc("xmpp", 3600));
+  slow.delay_before_headers = 1;  // every lookup reaches the reference while it is in flight
+  origin_.Set("hosting.example.test", target_path, slow);
+  auto domain = [](int i) { return "tenant" + std::to_string(i) + ".example.test"; };
+  const int n = 50;
+  for (int i = 0; i < 2 * n; ++i) {
+    origin_.Set(domain(i), kRfcPath,
+                Route::Json(R"({"url":)" + JsonEscape(target) + R"(,"expires":600})"));
+  }
+  ASSERT_NO_FATAL_FAILURE(StartDaemon({}, 10));
+  fs::path out = dir() / "fanin";
+  fs::create_directories(out);
+  auto burst = [&](int from, int to) {
+    std::vector<Process> procs;
+    for (int i = from; i < to; ++i) {
+      SpawnOptions so;
+      so.stdout_path = out / (std::to_string(i) + ".out");
+      procs.push_back(Spawn(
+          {PoshctlPath(), "--socket", daemon_.socket().string(), "--json", "lookup", domain(i)},
+          so));
+    }
+    for (int i = from; i < to; ++i) {
+      auto st = procs[i - from].Wait(60s);
+      Json j = Json::Parse(ReadFile(out / (std::to_string(i) + ".out")));
+      EXPECT_EQ(st, std::optional<int>(0)) << domain(i) << ": " << j.Dump();
+      EXPECT_EQ(j.Str("status"), "found") << domain(i);
+      EXPECT_EQ(j.Str("delegated_to"), "hosting.example.test") << domain(i);
+    }
+  };
+  burst(0, n);
+  const int target_fetches = origin_.Count("hosting.example.test", target_path);
+  RecordProperty("target_fetches", target_fetches);
+  EXPECT_GE(target_fetches, 1);
+  EXPECT_LE(target_fetches, 10) << "the shared target was not shared";
+  Json s = Stats();
+  EXPECT_EQ(Stat(s, "reference_fetches"), target_fetches);
+  EXPECT_EQ(Stat(s, "reference_shared"), n - target_fetches);
+  EXPECT_EQ(Stat(s, "fetches"), origin_.Total()) << "fetches counts HTTP requests sent";
+
+  burst(n, 2 * n);  // fresh: no new fetch of the target
+  EXPECT_EQ(origin_.Count("hosting.example.test", target_path), target_fetches);
+  Json s2 = Stats();
+  EXPECT_EQ(Stat(s2, "reference_shared"), 2 * n - target_fetches);
+  EXPECT_EQ(Stat(s2, "fetches"), origin_.Total());
+  EXPECT_EQ(origin_.Total(), 2 * n + target_fetches);
+}
+
 }  // namespace
 }  // namespace posh_it

@@ -635,25 +635,28 @@ TEST_P(ProtocolBadDomain, R1_RejectedExit64) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, ProtocolBadDomain,
-    ::testing::Values(std::pair<const char*, std::string>{"Empty", ""},
-                      std::pair<const char*, std::string>{"OnlyDot", "."},
-                      std::pair<const char*, std::string>{"EmptyLabel", "a..example.test"},
-                      std::pair<const char*, std::string>{"LeadingHyphen", "-a.example.test"},
-                      std::pair<const char*, std::string>{"TrailingHyphen", "a-.example.test"},
-                      std::pair<const char*, std::string>{"Underscore", "a_b.example.test"},
-                      std::pair<const char*, std::string>{"Space", "a b.example.test"},
-                      std::pair<const char*, std::string>{"IPv4", "127.0.0.1"},
-                      std::pair<const char*, std::string>{"IPv6", "[::1]"},
-                      std::pair<const char*, std::string>{"IPv6Bare", "::1"},
-                      std::pair<const char*, std::string>{"Port", "a.example.test:443"},
-                      std::pair<const char*, std::string>{"Path", "a.example.test/x"},
-                      std::pair<const char*, std::string>{"Scheme", "https://a.example.test"},
-                      std::pair<const char*, std::string>{"UserInfo", "user@a.example.test"},
-                      std::pair<const char*, std::string>{"Label64",
-                                                          std::string(64, 'a') + ".test"},
-                      std::pair<const char*, std::string>{
-                          "Over253", std::string(63, 'a') + "." + std::string(63, 'b') + "." +
-                                         std::string(63, 'c') + "." + std::string(63, 'd')}),
+    ::testing::Values(
+        std::pair<const char*, std::string>{"Empty", ""},
+        std::pair<const char*, std::string>{"OnlyDot", "."},
+        std::pair<const char*, std::string>{"EmptyLabel", "a..example.test"},
+        std::pair<const char*, std::string>{"LeadingHyphen", "-a.example.test"},
+        std::pair<const char*, std::string>{"TrailingHyphen", "a-.example.test"},
+        std::pair<const char*, std::string>{"Underscore", "a_b.example.test"},
+        std::pair<const char*, std::string>{"Space", "a b.example.test"},
+        std::pair<const char*, std::string>{"IPv4", "127.0.0.1"},
+        std::pair<const char*, std::string>{"IPv6", "[::1]"},
+        std::pair<const char*, std::string>{"IPv6Bare", "::1"},
+        std::pair<const char*, std::string>{"Port", "a.example.test:443"},
+        std::pair<const char*, std::string>{"Path", "a.example.test/x"},
+        std::pair<const char*, std::string>{"Scheme", "https://a.example.test"},
+        std::pair<const char*, std::string>{"UserInfo", "user@a.example.test"},
+        // IDNA2008 disallows U+200B: refused, not mapped away to "direct".
+        std::pair<const char*, std::string>{"ZeroWidthSpace", "dir\u200bect.example.test"},
+        std::pair<const char*, std::string>{"BadPunycode", "xn--zz.example.test"},
+        std::pair<const char*, std::string>{"Label64", std::string(64, 'a') + ".test"},
+        std::pair<const char*, std::string>{
+            "Over253", std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                           std::string(63, 'c') + "." + std::string(63, 'd')}),
     [](const auto& i) { return std::string(i.param.first); });
 
 TEST_F(Protocol, R1_Label63AndLength253Accepted) {

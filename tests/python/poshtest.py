@@ -299,3 +299,14 @@ class TempDir:
             sys.stderr.write("keeping %s\n" % self.path)
             return
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def main_with_poshd(module_globals):
+    """A test module's main(): `--poshd PATH` into the module's POSHD, the rest to unittest."""
+    import argparse
+    import unittest
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--poshd", required=True)
+    args, rest = ap.parse_known_args()
+    module_globals["POSHD"] = os.path.abspath(args.poshd)
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

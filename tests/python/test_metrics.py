@@ -50,6 +50,14 @@ SCALARS = {
     "invalid_requests": ("poshd_invalid_requests_total", "counter"),
     "entries": ("poshd_cache_entries", "gauge"),
     "in_flight": ("poshd_retrievals_in_flight", "gauge"),
+    "queued": ("poshd_retrievals_queued", "gauge"),
+    "dropped": ("poshd_dropped_total", "counter"),
+    "displaced": ("poshd_displaced_total", "counter"),
+    "reference_shared": ("poshd_reference_shared_total", "counter"),
+    "reference_fetches": ("poshd_reference_fetches_total", "counter"),
+    "connections": ("poshd_connections", "gauge"),
+    "connections_refused": ("poshd_connections_refused_total", "counter"),
+    "requests_too_large": ("poshd_requests_too_large_total", "counter"),
 }
 HIST = "poshd_retrieval_duration_seconds"
 

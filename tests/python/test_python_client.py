@@ -7,7 +7,6 @@ names, NOT_SERVING once shutdown begins). Nothing of libposhclient is used.
 
     test_python_client.py --poshd PATH [unittest options]
 """
-import argparse
 import os
 import sys
 import unittest
@@ -98,7 +97,10 @@ class PythonClientTest(unittest.TestCase):
         self.assertIn("500", r.error)
 
     def test_lookup_invalid_domain(self):
-        for bad in ("", "a..b", "http://x.example.test/", "127.0.0.1", "x.example.test:5269"):
+        # R1: U+200B is disallowed by IDNA2008 (not mapped away), and an xn-- label must be
+        # valid Punycode of a valid U-label.
+        for bad in ("", "a..b", "http://x.example.test/", "127.0.0.1", "x.example.test:5269",
+                    "dir\u200bect.example.test", "xn--zz.example.test"):
             with self.assertRaises(grpc.RpcError) as cm:
                 self.lookup(bad)
             self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, bad)
@@ -228,14 +230,5 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(rc, 0, d.log_text()[-3000:])
 
 
-def main():
-    global POSHD
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--poshd", required=True)
-    args, rest = ap.parse_known_args()
-    POSHD = os.path.abspath(args.poshd)
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    poshtest.main_with_poshd(globals())

@@ -47,6 +47,46 @@ TEST(R1Domain, IdnaErrorsAreReported) {
   EXPECT_NE(r.error().message.find("A-label"), std::string::npos) << r.error().message;
 }
 
+// R1: IDNA2008 refuses the code points it disallows; UTS#46 mapping must not silently drop
+// or fold them (U+200B would otherwise turn "dir<ZWSP>ect" into "direct").
+TEST(R1Domain, RejectsCodePointsIdna2008Disallows) {
+  ExpectReject("dir\u200bect.example", "U+200B");  // ZERO WIDTH SPACE (ignored by UTS#46)
+  ExpectReject("dir\u200bect.example", "IDNA2008 disallows");
+  ExpectReject("ex\u00adample.com", "U+00AD");          // SOFT HYPHEN (ignored by UTS#46)
+  ExpectReject("b\u00fccher\ufe0f.example", "U+FE0F");  // VARIATION SELECTOR-16
+  ExpectReject("\u2460.example", "U+2460");             // CIRCLED DIGIT ONE (UTS#46: "1")
+  ExpectReject("\ufb01sh.example", "U+FB01");           // LATIN SMALL LIGATURE FI
+  ExpectReject("\u2160.example", "U+2160");  // ROMAN NUMERAL ONE: its lower case is disallowed too
+  ExpectReject("b\u00fccher.exa\u200dmple", "A-label");  // ZWJ outside its CONTEXTJ rule
+}
+
+// The mappings RFC 5895 allows for user input stay accepted.
+TEST(R1Domain, KeepsCaseWidthAndSeparatorMappings) {
+  EXPECT_EQ(Norm("B\u00dcCHER.example"), "xn--bcher-kva.example");                    // upper case
+  EXPECT_EQ(Norm("\u0391\u0392\u0393.example"), Norm("\u03b1\u03b2\u03b3.example"));  // Greek
+  EXPECT_EQ(Norm("\uff22\uff55\uff43\uff48.example"), "buch.example");                // full width
+  EXPECT_EQ(Norm("b\u00fccher\u3002example"), "xn--bcher-kva.example");  // ideographic stop
+  EXPECT_EQ(Norm("bu\u0308cher.example"), "xn--bcher-kva.example");      // NFC
+  EXPECT_EQ(Norm("stra\u00dfe.example"), "xn--strae-oqa.example");       // non-transitional
+}
+
+// R1: an `xn--` label must decode to a valid U-label that round-trips.
+TEST(R1Domain, RejectsMalformedALabels) {
+  ExpectReject("xn--zz.example", "not a valid A-label");  // bad Punycode
+  ExpectReject("XN--ZZ.example", "not a valid A-label");
+  ExpectReject("www.xn--zz", "\"xn--zz\" is not a valid A-label");
+  ExpectReject("xn--abc.example", "not a valid A-label");          // decodes to unassigned
+  ExpectReject("xn--a-ecp.example", "not a valid A-label");        // a<U+2488>: disallowed
+  ExpectReject("xn--direct-df0c.example", "not a valid A-label");  // dir<U+200B>ect
+  ExpectReject("xn--wca.example", "not a valid A-label");          // upper-case U+00DC
+  ExpectReject("xn--e-xbb.example", "not a valid A-label");        // e + U+0301: not NFC
+  ExpectReject("xn--ls8h.example", "not a valid A-label");         // emoji: disallowed
+  ExpectReject("xn--.example", "invalid domain");                  // empty Punycode
+  ExpectReject("xn--abc-.example", "invalid domain");              // decodes to ASCII
+  EXPECT_EQ(Norm("XN--BCHER-KVA.example"), "xn--bcher-kva.example");
+  EXPECT_EQ(Norm("xn--r8jz45g.xn--zckzah"), "xn--r8jz45g.xn--zckzah");
+}
+
 TEST(R1Domain, RejectsEmpty) {
   ExpectReject("", "empty");
   ExpectReject(".", "empty");

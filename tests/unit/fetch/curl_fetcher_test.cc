@@ -1,17 +1,88 @@
 // CurlFetcher against a real local TLS server on 127.0.0.1, on a real libuv loop
 // (R4 transport, R7 limits, R8 addresses).
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <uv.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <functional>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "fetch/fetcher.h"
 #include "tls_test_server.h"
 
+// R8 with several candidate addresses needs a name that resolves to a refused and an allowed
+// address, and an allowed (global) address that fails to connect at once, without touching
+// the network. The test binary interposes getaddrinfo() and connect(): libcurl calls them
+// through the dynamic linker, which finds the executable's definitions first. Everything
+// but the names/addresses below goes to the real functions.
+namespace {
+constexpr const char* kMixedHost = "mixed.posh.test";  // -> 127.0.0.1 (refused), 1.2.3.4
+constexpr const char* kGlobalDown = "1.2.3.4";         // global; connect() fails at once
+std::atomic<int> g_global_down_connects{0};
+
+template <class Fn>
+Fn Real(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+}  // namespace
+
+extern "C" int getaddrinfo(const char* node, const char* service, const struct addrinfo* hints,
+                           struct addrinfo** res) noexcept {
+  using Fn = int (*)(const char*, const char*, const struct addrinfo*, struct addrinfo**);
+  static const Fn real = Real<Fn>("getaddrinfo");
+  if (node == nullptr || std::strcmp(node, kMixedHost) != 0) return real(node, service, hints, res);
+  struct addrinfo h = {};
+  if (hints != nullptr) h = *hints;
+  h.ai_family = AF_INET;
+  h.ai_flags |= AI_NUMERICHOST;
+  struct addrinfo* refused = nullptr;
+  if (int rc = real("127.0.0.1", service, &h, &refused); rc != 0) return rc;
+  struct addrinfo* allowed = nullptr;
+  if (int rc = real(kGlobalDown, service, &h, &allowed); rc != 0) {
+    freeaddrinfo(refused);
+    return rc;
+  }
+  // glibc frees an addrinfo list node by node, so two of its lists can be chained.
+  struct addrinfo* tail = refused;
+  while (tail->ai_next != nullptr) tail = tail->ai_next;
+  tail->ai_next = allowed;
+  *res = refused;
+  return 0;
+}
+
+extern "C" int connect(int fd, const struct sockaddr* addr, socklen_t len) {
+  using Fn = int (*)(int, const struct sockaddr*, socklen_t);
+  static const Fn real = Real<Fn>("connect");
+  if (addr != nullptr && addr->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    in_addr down{};
+    inet_pton(AF_INET, kGlobalDown, &down);
+    if (reinterpret_cast<const sockaddr_in*>(addr)->sin_addr.s_addr == down.s_addr) {
+      ++g_global_down_connects;
+      errno = ECONNREFUSED;
+      return -1;
+    }
+  }
+  return real(fd, addr, len);
+}
+
 namespace posh::fetch {
+namespace internal {
+// Defined in daemon/fetch/curl_fetcher.cc: the setopt result checks.
+std::string EasySetoptFailure(CURLcode code, std::string_view option);
+std::string MultiSetoptFailure(CURLMcode code, std::string_view option);
+}  // namespace internal
+
 namespace {
 
 using std::chrono::milliseconds;
@@ -264,6 +335,83 @@ TEST_F(CurlFetcherTest, R8ConnectToRuleWithAnyHostTrustsTheTarget) {
   auto r = FetchOne(Request("https://posh.test/ok"));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->status, 200);
+}
+
+// R8 + R19: one candidate refused by the policy, the allowed one unreachable. That is a
+// connection failure (transient: a stale copy may be served), not "address refused".
+TEST_F(CurlFetcherTest, R8RefusedCandidateAndUnreachableAllowedOneIsAConnectError) {
+  auto o = Options();
+  o.connect_timeout = milliseconds(2000);
+  fetcher_ = MakeCurlFetcher(&loop_, o);
+  int before = server_->connections();
+  int down_before = g_global_down_connects.load();
+  auto r = FetchOne(Request(Url(kMixedHost, "/ok")));
+  ASSERT_GT(g_global_down_connects.load(), down_before)
+      << "the allowed candidate was never tried (interposed connect() not reached)";
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, FetchErrorKind::kConnect) << r.error().message;
+  EXPECT_EQ(r.error().message.rfind("connection: ", 0), 0u) << r.error().message;
+  // The refusal is still told, as context.
+  EXPECT_NE(r.error().message.find("address 127.0.0.1 is not a global address (R8)"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(server_->connections(), before);
+}
+
+// R8: when the policy refuses every candidate, the error stays "address refused" (permanent).
+TEST_F(CurlFetcherTest, R8EveryCandidateRefusedIsAddressRefused) {
+  fetcher_ = MakeCurlFetcher(&loop_, Options());
+  auto r = FetchOne(Request(Url("localhost", "/ok")));  // 127.0.0.1 and ::1
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().kind, FetchErrorKind::kAddressRefused) << r.error().message;
+  EXPECT_NE(r.error().message.find("(R8)"), std::string::npos) << r.error().message;
+}
+
+// A setopt that libcurl rejects fails the fetch (kInternal, naming the option), once and
+// asynchronously, instead of running a transfer without that option. A string option over
+// CURL_MAX_INPUT_LENGTH (8 MB) is a real rejection.
+TEST_F(CurlFetcherTest, RejectedSetoptFailsTheFetchAsInternal) {
+  auto o = Options();
+  o.connect_to = {PinTo("posh.test")};
+  o.user_agent = std::string(9'000'000, 'u');
+  fetcher_ = MakeCurlFetcher(&loop_, o);
+  int calls = 0;
+  std::optional<FetchResult> out;
+  fetcher_->Fetch(Request(Url("posh.test", "/ok")), [&](FetchResult r) {
+    ++calls;
+    out.emplace(std::move(r));
+  });
+  EXPECT_EQ(calls, 0) << "callback must not run synchronously";
+  RunUntil([&] { return out.has_value(); });
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(calls, 1);
+  ASSERT_TRUE(out.has_value());
+  ASSERT_FALSE(out->ok());
+  EXPECT_EQ(out->error().kind, FetchErrorKind::kInternal);
+  EXPECT_EQ(out->error().message, std::string("curl_easy_setopt(CURLOPT_USERAGENT) failed: ") +
+                                      curl_easy_strerror(CURLE_BAD_FUNCTION_ARGUMENT));
+  EXPECT_EQ(fetcher_->InFlight(), 0u);
+  EXPECT_EQ(fetcher_->RequestsStarted(), 0u);
+  // The fetcher stays usable.
+  fetcher_.reset();
+  o.user_agent = "poshd-test";
+  fetcher_ = MakeCurlFetcher(&loop_, o);
+  auto ok = FetchOne(Request(Url("posh.test", "/ok")));
+  EXPECT_TRUE(ok.ok()) << ok.error().message;
+}
+
+TEST(CurlSetoptCheck, NamesTheOptionAndCurlsReason) {
+  EXPECT_EQ(internal::EasySetoptFailure(CURLE_OK, "CURLOPT_URL"), "");
+  EXPECT_EQ(internal::EasySetoptFailure(CURLE_UNKNOWN_OPTION, "CURLOPT_QUICK_EXIT"),
+            std::string("curl_easy_setopt(CURLOPT_QUICK_EXIT) failed: ") +
+                curl_easy_strerror(CURLE_UNKNOWN_OPTION));
+  EXPECT_EQ(internal::EasySetoptFailure(CURLE_NOT_BUILT_IN, "CURLOPT_PROTOCOLS_STR"),
+            std::string("curl_easy_setopt(CURLOPT_PROTOCOLS_STR) failed: ") +
+                curl_easy_strerror(CURLE_NOT_BUILT_IN));
+  EXPECT_EQ(internal::MultiSetoptFailure(CURLM_OK, "CURLMOPT_MAXCONNECTS"), "");
+  EXPECT_EQ(internal::MultiSetoptFailure(CURLM_UNKNOWN_OPTION, "CURLMOPT_MAXCONNECTS"),
+            std::string("curl_multi_setopt(CURLMOPT_MAXCONNECTS) failed: ") +
+                curl_multi_strerror(CURLM_UNKNOWN_OPTION));
 }
 
 TEST_F(CurlFetcherTest, CancelDropsTheTransferWithoutCallback) {

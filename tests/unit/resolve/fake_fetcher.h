@@ -56,17 +56,29 @@ class FakeFetcher final : public fetch::Fetcher {
 
   // Delivers queued answers (including those queued by the callbacks) until none is left.
   void Drain() {
-    while (!queue_.empty()) {
-      Pending p = std::move(queue_.front());
-      queue_.pop_front();
-      auto it = scripts_.find(p.request.url);
-      if (it == scripts_.end()) {
-        p.cb(Fail(fetch::FetchError{fetch::FetchErrorKind::kConnect,
-                                    "connection: no script for " + p.request.url}));
-      } else {
-        p.cb(it->second);
-      }
+    while (Step()) {
     }
+  }
+
+  // Delivers the oldest queued answer; false when nothing is queued.
+  bool Step() {
+    if (queue_.empty()) return false;
+    Pending p = std::move(queue_.front());
+    queue_.pop_front();
+    auto it = scripts_.find(p.request.url);
+    if (it == scripts_.end()) {
+      p.cb(Fail(fetch::FetchError{fetch::FetchErrorKind::kConnect,
+                                  "connection: no script for " + p.request.url}));
+    } else {
+      p.cb(it->second);
+    }
+    return true;
+  }
+
+  size_t Count(const std::string& url) const {
+    size_t n = 0;
+    for (const auto& r : requests) n += r.url == url ? 1 : 0;
+    return n;
   }
 
   std::vector<std::string> Urls() const {

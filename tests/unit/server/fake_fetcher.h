@@ -6,6 +6,8 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "fetch/fetcher.h"
 #include "server/event_loop.h"
@@ -32,7 +34,18 @@ class FakeFetcher final : public fetch::Fetcher {
   }
   void Cancel(Handle handle) override {
     std::lock_guard lock(mu_);
-    pending_.erase(handle);
+    if (pending_.erase(handle) > 0) ++cancelled_;
+  }
+  uint64_t Cancelled() const {
+    std::lock_guard lock(mu_);
+    return cancelled_;
+  }
+  // URLs of the requests waiting for an answer, oldest first.
+  std::vector<std::string> PendingUrls() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> urls;
+    for (const auto& [h, p] : pending_) urls.push_back(p.url);
+    return urls;
   }
   size_t InFlight() const override {
     std::lock_guard lock(mu_);
@@ -80,6 +93,7 @@ class FakeFetcher final : public fetch::Fetcher {
   std::map<Handle, Pending> pending_;
   Handle next_ = 0;
   uint64_t started_ = 0;
+  uint64_t cancelled_ = 0;
 };
 
 }  // namespace posh::testing

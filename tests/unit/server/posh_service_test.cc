@@ -319,5 +319,216 @@ TEST_F(ServiceTest, ShutdownAnswersWaiters) {
   EXPECT_EQ(b.entry->status, cache::EntryStatus::kError);
 }
 
+// ---- Bounded, abandonable work (issue 13) ----
+
+std::string DomainUrl(const std::string& domain) {
+  return "https://" + domain + "/.well-known/posh/xmpp-server.json";
+}
+
+// A miss whose answer is recorded; the test keeps its ticket.
+struct Miss {
+  std::shared_ptr<std::promise<LookupAnswer>> answer =
+      std::make_shared<std::promise<LookupAnswer>>();
+  std::future<LookupAnswer> future = answer->get_future();
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+  PoshService::MissTicket ticket = 0;
+
+  Miss(PoshService& service, const std::string& domain, bool refresh = false) {
+    ticket = service.LookupMiss(cache::Key{domain, "xmpp-server"}, refresh,
+                                [p = answer, c = calls](LookupAnswer a) {
+                                  if (c->fetch_add(1) == 0) p->set_value(std::move(a));
+                                });
+  }
+  bool Answered() const {
+    return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  }
+};
+
+TEST_F(ServiceTest, AbandonedRunningRetrievalIsCancelledAndItsCallbackNeverRuns) {
+  Miss m(*service_, "gone.example");
+  ASSERT_NE(m.ticket, 0u);
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  service_->Abandon(m.ticket);
+  Sync();
+  EXPECT_EQ(fetcher_->InFlight(), 0u);
+  EXPECT_EQ(fetcher_->Cancelled(), 1u);
+  EXPECT_EQ(service_->stats().dropped.load(), 1u);
+  EXPECT_EQ(service_->InFlight(), 0u);
+  EXPECT_FALSE(m.Answered());
+  EXPECT_EQ(m.calls->load(), 0);
+  EXPECT_EQ(store_.Peek(cache::Key{"gone.example", "xmpp-server"}), nullptr);
+  // A later caller starts a new retrieval; abandoning an answered ticket is a no-op.
+  auto f = LookupAsync("gone.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(600));
+  EXPECT_EQ(f.get().entry->status, cache::EntryStatus::kFound);
+  service_->Abandon(m.ticket);
+  Sync();
+  EXPECT_EQ(service_->stats().dropped.load(), 1u);
+}
+
+TEST_F(ServiceTest, RetrievalContinuesWhileOneCallerStillWaits) {
+  Miss gives_up(*service_, "shared.example");
+  Miss waits(*service_, "shared.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  service_->Abandon(gives_up.ticket);
+  Sync();
+  EXPECT_EQ(fetcher_->InFlight(), 1u);
+  EXPECT_EQ(service_->stats().dropped.load(), 0u);
+  fetcher_->AnswerStatus(200, FingerprintsDoc(600));
+  EXPECT_EQ(waits.future.get().entry->status, cache::EntryStatus::kFound);
+  Sync();
+  EXPECT_FALSE(gives_up.Answered());
+}
+
+TEST_F(ServiceTest, AbandonedQueuedRetrievalNeverStarts) {
+  CappedService capped(loop_, clock_, options_, 1);
+  Miss first(*capped.service, "q0.example");
+  Miss second(*capped.service, "q1.example");
+  Miss third(*capped.service, "q2.example");
+  ASSERT_TRUE(capped.fetcher->WaitStarted(1));
+  capped.OnLoop([] {});
+  EXPECT_EQ(capped.service->stats().queued.load(), 2u);
+  capped.service->Abandon(second.ticket);
+  capped.OnLoop([] {});
+  EXPECT_EQ(capped.service->stats().queued.load(), 1u);
+  EXPECT_EQ(capped.service->stats().dropped.load(), 1u);
+  capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  ASSERT_TRUE(capped.fetcher->WaitStarted(2));
+  EXPECT_EQ(capped.fetcher->PendingUrls(), std::vector<std::string>{DomainUrl("q2.example")});
+  capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  EXPECT_EQ(first.future.get().entry->status, cache::EntryStatus::kFound);
+  EXPECT_EQ(third.future.get().entry->status, cache::EntryStatus::kFound);
+  EXPECT_EQ(capped.fetcher->RequestsStarted(), 2u);
+  EXPECT_FALSE(second.Answered());
+}
+
+TEST_F(ServiceTest, R19_BackgroundRefreshIsKeptWhenAJoinedCallerGivesUp) {
+  auto f = LookupAsync("keep.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(1000));
+  f.get();
+  clock_.Advance(950 * 1000);  // in the last 10 % of the lifetime: a hit starts a refresh
+  EXPECT_TRUE(LookupSync("keep.example").from_cache);
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  Sync();
+  Miss joined(*service_, "keep.example", /*refresh=*/true);
+  Sync();
+  EXPECT_EQ(service_->stats().coalesced.load(), 1u);
+  service_->Abandon(joined.ticket);
+  Sync();
+  EXPECT_EQ(fetcher_->InFlight(), 1u);  // the cache still needs it
+  EXPECT_EQ(service_->stats().dropped.load(), 0u);
+  fetcher_->AnswerStatus(200, FingerprintsDoc(2000));
+  Sync();
+  Sync();
+  EXPECT_EQ(store_.Peek(cache::Key{"keep.example", "xmpp-server"})->expires_at_ms,
+            clock_.NowMs() + 2000 * 1000);
+}
+
+TEST_F(ServiceTest, FullQueueDropsTheRetrievalThatWaitedLongestWithAnUncachedError) {
+  options_.max_queued_retrievals = 2;
+  CappedService capped(loop_, clock_, options_, 1);
+  Miss running(*capped.service, "r.example");
+  Miss oldest(*capped.service, "w1.example");
+  Miss second(*capped.service, "w2.example");
+  Miss newest(*capped.service, "w3.example");
+  ASSERT_TRUE(capped.fetcher->WaitStarted(1));
+  auto dropped = oldest.future.get();
+  EXPECT_EQ(dropped.entry->status, cache::EntryStatus::kError);
+  EXPECT_EQ(dropped.entry->error_kind, static_cast<uint8_t>(resolve::ErrorKind::kOverloaded));
+  EXPECT_NE(dropped.entry->error.find("queue is full"), std::string::npos) << dropped.entry->error;
+  EXPECT_EQ(capped.store.Peek(cache::Key{"w1.example", "xmpp-server"}), nullptr);
+  EXPECT_EQ(capped.service->stats().dropped.load(), 1u);
+  EXPECT_EQ(capped.service->stats().queued.load(), 2u);
+  EXPECT_FALSE(second.Answered());
+  EXPECT_FALSE(newest.Answered());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(capped.fetcher->WaitStarted(i + 1));
+    capped.OnLoop([] {});
+    capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  }
+  EXPECT_EQ(second.future.get().entry->status, cache::EntryStatus::kFound);
+  EXPECT_EQ(newest.future.get().entry->status, cache::EntryStatus::kFound);
+  EXPECT_EQ(running.future.get().entry->status, cache::EntryStatus::kFound);
+}
+
+TEST_F(ServiceTest, NewWorkDisplacesARetrievalRunningPastTheJostleTimeout) {
+  options_.jostle_timeout_ms = 60'000;  // the timer never fires during the test
+  CappedService capped(loop_, clock_, options_, 1);
+  Miss slow(*capped.service, "blackhole.example");
+  ASSERT_TRUE(capped.fetcher->WaitStarted(1));
+  clock_.Advance(30'000);  // younger than the timeout: the newcomer waits
+  Miss young(*capped.service, "young.example");
+  capped.OnLoop([] {});
+  EXPECT_EQ(capped.service->stats().displaced.load(), 0u);
+  EXPECT_EQ(capped.service->stats().queued.load(), 1u);
+  // Now past it: the next newcomer displaces the slow one; and the queue's head has itself
+  // waited past the timeout, so the newest caller goes first (adaptive LIFO).
+  clock_.Advance(61'000);
+  Miss fresh(*capped.service, "fresh.example");
+  auto displaced = slow.future.get();
+  EXPECT_EQ(displaced.entry->error_kind, static_cast<uint8_t>(resolve::ErrorKind::kOverloaded));
+  EXPECT_NE(displaced.entry->error.find("displaced"), std::string::npos);
+  EXPECT_EQ(capped.store.Peek(cache::Key{"blackhole.example", "xmpp-server"}), nullptr);
+  EXPECT_EQ(capped.service->stats().displaced.load(), 1u);
+  EXPECT_EQ(capped.fetcher->Cancelled(), 1u);
+  ASSERT_TRUE(capped.fetcher->WaitStarted(2));
+  EXPECT_EQ(capped.fetcher->PendingUrls(), std::vector<std::string>{DomainUrl("fresh.example")});
+  capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  EXPECT_EQ(fresh.future.get().entry->status, cache::EntryStatus::kFound);
+  ASSERT_TRUE(capped.fetcher->WaitStarted(3));
+  capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  EXPECT_EQ(young.future.get().entry->status, cache::EntryStatus::kFound);
+}
+
+TEST_F(ServiceTest, JostleTimerDisplacesWithoutNewArrivals) {
+  options_.jostle_timeout_ms = 20;
+  CappedService capped(loop_, clock_, options_, 1);
+  Miss slow(*capped.service, "blackhole.example");
+  Miss waiting(*capped.service, "waiting.example");
+  ASSERT_TRUE(capped.fetcher->WaitStarted(1));
+  clock_.Advance(100);  // the timer, due ~21 ms later in real time, sees 100 ms run
+  ASSERT_EQ(slow.future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(slow.future.get().entry->error_kind,
+            static_cast<uint8_t>(resolve::ErrorKind::kOverloaded));
+  ASSERT_TRUE(capped.fetcher->WaitStarted(2));
+  capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  EXPECT_EQ(waiting.future.get().entry->status, cache::EntryStatus::kFound);
+}
+
+TEST_F(ServiceTest, FloodOfAbandonedMissesLeavesNothingBehind) {
+  CappedService capped(loop_, clock_, options_, 16);
+  std::vector<std::unique_ptr<Miss>> flood;
+  for (int i = 0; i < 3000; ++i) {
+    flood.push_back(std::make_unique<Miss>(*capped.service, "f" + std::to_string(i) + ".example"));
+  }
+  ASSERT_TRUE(capped.fetcher->WaitStarted(16));
+  // Newest first: the waiting ones go before a running one frees its slot, so none of them
+  // is ever started.
+  for (auto it = flood.rbegin(); it != flood.rend(); ++it) capped.service->Abandon((*it)->ticket);
+  capped.OnLoop([] {});
+  EXPECT_EQ(capped.service->InFlight(), 0u);
+  EXPECT_EQ(capped.service->stats().queued.load(), 0u);
+  EXPECT_EQ(capped.service->stats().dropped.load(), 3000u);
+  EXPECT_EQ(capped.fetcher->InFlight(), 0u);
+  EXPECT_EQ(capped.fetcher->RequestsStarted(), 16u);  // the queued ones never started
+  // Another client's lookup starts at once.
+  Miss other(*capped.service, "other.example");
+  ASSERT_TRUE(capped.fetcher->WaitStarted(17));
+  capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  EXPECT_EQ(other.future.get().entry->status, cache::EntryStatus::kFound);
+  for (auto& m : flood) EXPECT_FALSE(m->Answered());
+}
+
+TEST(LatencyHistogramTest, OverflowBucketReportsTheSlowestValueNotTheLastBound) {
+  LatencyHistogram h;
+  h.Record(3);
+  h.Record(30'000);  // slower than the last bound (10 s)
+  EXPECT_EQ(h.Percentile(0.99), 30'000);
+  EXPECT_EQ(h.Percentile(0.50), 5);
+  EXPECT_EQ(h.MaxMs(), 30'000);
+}
+
 }  // namespace
 }  // namespace posh::server
