@@ -236,6 +236,19 @@ grpc::ServerUnaryReactor* ResolverGrpcService::RefuseWhenStopping(
   return nullptr;
 }
 
+grpc::ServerUnaryReactor* ResolverGrpcService::RefuseTooLarge(grpc::CallbackServerContext* ctx,
+                                                              const grpc::ByteBuffer& request) {
+  const size_t size = request.Length();
+  if (size <= max_request_bytes_) return nullptr;
+  service_.stats().requests_too_large.fetch_add(1, std::memory_order_relaxed);
+  auto* reactor = ctx->DefaultReactor();
+  Finish(reactor, grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                               "request of " + std::to_string(size) + " bytes is over the " +
+                                   std::to_string(max_request_bytes_) +
+                                   "-byte limit (--max-request-bytes)"));
+  return reactor;
+}
+
 bool ResolverGrpcService::Admit(grpc::ServerUnaryReactor* reactor) {
   if (!accepting_.load(std::memory_order_relaxed)) {
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "poshd is shutting down"));
@@ -304,6 +317,7 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Lookup(grpc::CallbackServerContex
                                                       const grpc::ByteBuffer* request,
                                                       grpc::ByteBuffer* response) {
   if (auto* refused = RefuseWhenStopping(ctx)) return refused;
+  if (auto* refused = RefuseTooLarge(ctx, *request)) return refused;
   const RequestBytes bytes(*request);
   wire::LookupRequestView req;
   cache::Key key;
@@ -332,6 +346,7 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContex
                                                       const grpc::ByteBuffer* request,
                                                       grpc::ByteBuffer* response) {
   if (auto* refused = RefuseWhenStopping(ctx)) return refused;
+  if (auto* refused = RefuseTooLarge(ctx, *request)) return refused;
   const RequestBytes bytes(*request);
   wire::VerifyRequestView req;
   cache::Key key;

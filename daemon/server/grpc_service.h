@@ -60,6 +60,14 @@ class ResolverGrpcService final : public ResolverServiceBase {
  public:
   explicit ResolverGrpcService(PoshService& service) : service_(service) {}
 
+  // Lookup and Verify requests larger than this are answered RESOURCE_EXHAUSTED and counted
+  // (requests_too_large). gRPC's own limit (GrpcReceiveLimit) sits above it as a backstop.
+  void SetMaxRequestBytes(size_t bytes) { max_request_bytes_ = bytes; }
+  // gRPC's receive limit for `max_request_bytes`: twice it, so that every refusal up to
+  // there is poshd's (counted, with a message naming the flag); larger ones gRPC refuses
+  // before any method sees them, uncounted.
+  static size_t GrpcReceiveLimit(size_t max_request_bytes) { return 2 * max_request_bytes; }
+
   // After this, new RPCs are answered UNAVAILABLE (shutdown in progress).
   void StopAccepting() { accepting_.store(false, std::memory_order_relaxed); }
   // RPCs accepted and not finished yet.
@@ -91,6 +99,10 @@ class ResolverGrpcService final : public ResolverServiceBase {
   // The default reactor, finished at once: CANCELLED when the client gave up before the call
   // was served, UNAVAILABLE when shutting down. Otherwise nullptr, the call counted active.
   grpc::ServerUnaryReactor* RefuseWhenStopping(grpc::CallbackServerContext* ctx);
+  // The default reactor finished RESOURCE_EXHAUSTED (counted) when `request` is over
+  // max_request_bytes_; nullptr otherwise.
+  grpc::ServerUnaryReactor* RefuseTooLarge(grpc::CallbackServerContext* ctx,
+                                           const grpc::ByteBuffer& request);
   bool Admit(grpc::ServerUnaryReactor* reactor);
   void Finish(grpc::ServerUnaryReactor* reactor, const grpc::Status& status);
   // INVALID_ARGUMENT, counted.
@@ -113,6 +125,7 @@ class ResolverGrpcService final : public ResolverServiceBase {
   PoshService& service_;
   std::atomic<bool> accepting_{true};
   std::atomic<uint64_t> active_{0};
+  size_t max_request_bytes_ = SIZE_MAX;  // set before the server starts
   LeafCache leaves_;
   AnswerCache answers_;
 };

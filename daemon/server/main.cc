@@ -310,6 +310,7 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   }
 
   posh::server::ResolverGrpcService grpc_service(service);
+  grpc_service.SetMaxRequestBytes(opts.max_request_bytes);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -319,7 +320,10 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   // A larger request is refused with RESOURCE_EXHAUSTED before any method sees it. gRPC
   // 1.51 compares the size once the whole message is in: an oversized request is held
   // until then and freed when refused (no growth over repeated ones: test_limits.py).
-  builder.SetMaxReceiveMessageSize(static_cast<int>(opts.max_request_bytes));
+  // Lookup and Verify refuse (and count) requests over --max-request-bytes themselves; this
+  // is the backstop above it for every method.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      posh::server::ResolverGrpcService::GrpcReceiveLimit(opts.max_request_bytes)));
   // Requests at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a client
   // sending more waits for a stream to finish instead of piling calls on the server. An
   // XMPP server multiplexes every peer's verification on one connection: a cold start of a

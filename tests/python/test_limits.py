@@ -293,8 +293,15 @@ class RequestSize(LimitsBase):
             refused()
         grown = poshtest.rss_kib(self.daemon.pid) - rss_before
         self.assertLess(grown, 4 * 1024, "RSS grew by %d KiB over 50 oversized requests" % grown)
-        # Refused before the service saw them.
-        self.assertEqual(self.stats().verifies, verifies_before)
+        # Refused before the service saw them, and counted.
+        s = self.stats()
+        self.assertEqual(s.verifies, verifies_before)
+        self.assertGreaterEqual(s.requests_too_large, 55, s)
+        # Far over the limit (over gRPC's own backstop at twice it): refused all the same.
+        huge = [leaf] + [os.urandom(60000) for _ in range(12)]
+        with self.assertRaises(grpc.RpcError) as e:
+            self.verify(huge)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
         # The connection is still good, and a normal chain still verifies.
         self.assertEqual(self.verify(chain10).verdict, pb.VERDICT_VERIFIED)
 
