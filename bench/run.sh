@@ -39,7 +39,9 @@ fi
 WRITE_DOC=0
 [ "${1:-}" = "--write-doc" ] && WRITE_DOC=1
 # BENCH_ONLY: space-separated subset of "micro rpc cold coalesce memory" (default: all).
-ONLY=${BENCH_ONLY:-micro rpc cold coalesce memory}
+ONLY=${BENCH_ONLY:-micro rpc cold coalesce storm fanin memory}
+STORM_DOMAINS=${STORM_DOMAINS:-6000}
+FANIN_DOMAINS=${FANIN_DOMAINS:-200}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 for tool in nginx openssl curl python3 cmake; do
@@ -52,7 +54,8 @@ echo "== build ($BUILD_TYPE, $BUILD_DIR)"
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DPOSH_BUILD_TESTS=OFF \
   -DPOSH_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target poshd poshctl posh_load micro_bench make_snapshot >/dev/null
-POSHD=$BUILD_DIR/daemon/server/poshd
+# POSHD_BIN: another poshd binary to measure (e.g. an older build, for an A/B comparison).
+POSHD=${POSHD_BIN:-$BUILD_DIR/daemon/server/poshd}
 POSHCTL=$BUILD_DIR/client-lib/poshctl
 LOAD=$BUILD_DIR/bench/posh_load
 MICRO=$BUILD_DIR/bench/micro_bench
@@ -100,6 +103,7 @@ cd "$WORK"
 } >"$WORK/openssl.log" 2>&1
 "$POSHCTL" publish leaf.pem next.pem --format rfc7711 --expires 86400 >doc.json
 python3 -c "import json;d=json.load(open('doc.json'));assert len(d['fingerprints'])==2, d"
+echo '{"url":"https://hoster.bench.test/posh/shared.json","expires":86400}' >reference.json
 
 # ---- origins: nginx (any host) and a slow python origin behind it (slow.bench.test)
 PORT=$(free_port)
@@ -151,6 +155,21 @@ http {
     location = /.well-known/posh/xmpp-server.json {
       default_type application/json;
       alias $WORK/doc.json;
+    }
+    # The hosting provider's one document that every delegating domain references (R11).
+    location = /posh/shared.json {
+      default_type application/json;
+      access_log $WORK/nginx/target.log;
+      alias $WORK/doc.json;
+    }
+    location / { return 404; }
+  }
+  server {
+    listen 127.0.0.1:$PORT ssl;
+    server_name ~^d[0-9]+-deleg[0-9]*\.bench\.test\$;
+    location = /.well-known/posh/xmpp-server.json {
+      default_type application/json;
+      alias $WORK/reference.json;
     }
     location / { return 404; }
   }
@@ -265,6 +284,51 @@ echo "COALESCE $(cat "$WORK/coal.txt") fetches=$((f1 - f0)) coalesced=$((c1 - c0
   "origin_requests=$(wc -l <"$WORK/slow.log") origin_req_epoch=$t_req origin_resp_epoch=$t_resp" | tee -a "$RES"
 fi
 stop_poshd
+
+# ---- 7. cached answers during a cold storm: 16 callers looking up a cached domain, alone
+# (idle) and while STORM_DOMAINS distinct uncached domains are retrieved at once (storm),
+# alternately in the same run; then the storm's own wall time.
+if want storm; then
+  echo "== cached Lookup at 16 callers, idle vs during a storm of $STORM_DOMAINS cold domains"
+  start_poshd
+  "$POSHCTL" --socket "$SOCK" lookup xmpp.bench.test >/dev/null
+  for rep in $(seq "$REPS"); do
+    "$LOAD" --socket "$SOCK" --mode lookup --concurrency 16 --reps 1 --seconds "$SECS" \
+      --warmup 0.3 --domain xmpp.bench.test --server-pid "$POSHD_PID" 2>/dev/null |
+      sed "s/^RESULT /STORM kind=idle rep=$rep /" | tee -a "$RES"
+    "$LOAD" --socket "$SOCK" --mode burst --count "$STORM_DOMAINS" --pattern "s$rep-%d.bench.test" \
+      --timeout 120 --server-pid "$POSHD_PID" >"$WORK/storm-burst.txt" 2>/dev/null &
+    burst_pid=$!
+    sleep 0.5  # the storm's misses are in: handshakes and parsing under way
+    "$LOAD" --socket "$SOCK" --mode lookup --concurrency 16 --reps 1 --seconds "$SECS" \
+      --warmup 0.3 --domain xmpp.bench.test --server-pid "$POSHD_PID" 2>/dev/null |
+      sed "s/^RESULT /STORM kind=storm rep=$rep /" | tee -a "$RES"
+    still=$(kill -0 "$burst_pid" 2>/dev/null && echo 1 || echo 0)
+    wait "$burst_pid" || true
+    sed "s/^BURST /STORMBURST rep=$rep outlasted_window=$still /" "$WORK/storm-burst.txt" | tee -a "$RES"
+  done
+  stop_poshd
+fi
+
+# ---- 8. delegation fan-in: FANIN_DOMAINS domains whose documents all reference one hosting
+# provider's document (R11), looked up at once, then again after a flush: fetches of the
+# shared target counted at the origin.
+if want fanin; then
+  echo "== delegation fan-in: $FANIN_DOMAINS domains, one reference target"
+  start_poshd
+  for round in 1 2; do
+    : >"$WORK/nginx/target.log"
+    f0=$(stat_field fetches)
+    s0=$(stat_field reference_shared)
+    "$LOAD" --socket "$SOCK" --mode burst --count "$FANIN_DOMAINS" --pattern "d%d-deleg$round.bench.test" \
+      --timeout 60 --server-pid "$POSHD_PID" >"$WORK/fanin.txt" 2>/dev/null
+    f1=$(stat_field fetches)
+    s1=$(stat_field reference_shared)
+    echo "FANIN round=$round domains=$FANIN_DOMAINS target_fetches=$(wc -l <"$WORK/nginx/target.log")" \
+      "fetches=$((f1 - f0)) reference_shared=$((s1 - s0)) $(sed 's/^BURST //' "$WORK/fanin.txt")" | tee -a "$RES"
+  done
+  stop_poshd
+fi
 
 # ---- 5-6. memory per cached entry and restart, from a snapshot written by make_snapshot
 # (MEM_ENTRIES RFC 7711 entries, one descriptor with a sha-256 and a sha-512 fingerprint,

@@ -189,6 +189,9 @@ void Reload(int argc, char** argv, DaemonOptions& current, posh::server::PoshSer
   posh::server::NotifyReady(StatusLine(service));
 }
 
+// The loop thread's niceness above the process's (see loop.Start below).
+constexpr int kLoopNiceness = 10;
+
 int Run(int argc, char** argv, DaemonOptions opts) {
   posh::log::SetLevel(opts.log_level);
   const size_t sun_max = sizeof(sockaddr_un{}.sun_path) - 1;
@@ -281,6 +284,11 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   uv_timer_t watchdog{};
   loop.Start(
       [&] {
+        // Cold work yields to cached answers: the loop thread (TLS handshakes, parsing of
+        // retrieved documents) runs at a lower priority than gRPC's threads, which answer
+        // cache hits, so a storm of cold lookups does not stall the hot path on a busy
+        // machine (docs/BENCHMARKS.md, section 7). Raising one's niceness needs no privilege.
+        posh::server::LowerThisThreadsPriority(kLoopNiceness);
         service.StartOnLoop();
         posh::server::StartWatchdog(loop.uv(), &watchdog);
         if (metrics) {
@@ -317,11 +325,11 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   // No listening port: poshd accepts on the socket itself and hands gRPC only connections
   // that have sent the HTTP/2 preface, under --max-connections (server/connection_limit.h).
   builder.RegisterService(&grpc_service);
-  // A larger request is refused with RESOURCE_EXHAUSTED before any method sees it. gRPC
-  // 1.51 compares the size once the whole message is in: an oversized request is held
-  // until then and freed when refused (no growth over repeated ones: test_limits.py).
   // Lookup and Verify refuse (and count) requests over --max-request-bytes themselves; this
-  // is the backstop above it for every method.
+  // is the backstop above it for every method: a larger request is refused with
+  // RESOURCE_EXHAUSTED before any method sees it. gRPC 1.51 compares the size once the
+  // whole message is in: an oversized request is held until then and freed when refused
+  // (no growth over repeated ones: test_limits.py).
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       posh::server::ResolverGrpcService::GrpcReceiveLimit(opts.max_request_bytes)));
   // Requests at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a client

@@ -347,10 +347,12 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bo
   const size_t cap = std::max<size_t>(1, options_.max_queued_retrievals);
   while (queue_.size() > cap) {
     std::string victim = queue_.front();
-    POSH_LOG_WARN(
-        "retrieval queue full (%zu, --max-queued-retrievals): dropping the retrieval "
-        "for %s",
-        cap, in_flight_[victim].key.domain.c_str());
+    if (const uint64_t n = queue_full_log_.Due(clock_.NowMs())) {
+      POSH_LOG_WARN(
+          "retrieval queue full (%zu, --max-queued-retrievals): dropping the retrieval "
+          "for %s (%llu dropped for this since the last report)",
+          cap, in_flight_[victim].key.domain.c_str(), static_cast<unsigned long long>(n));
+    }
     ClearRefreshPosted(victim);
     Flight dropped = RemoveFlightOnLoop(victim);
     stats_.dropped.fetch_add(1, std::memory_order_relaxed);
@@ -412,11 +414,15 @@ void PoshService::JostleOnLoop() {
     Flight displaced = RemoveFlightOnLoop(oldest);
     ClearRefreshPosted(oldest);
     stats_.displaced.fetch_add(1, std::memory_order_relaxed);
-    POSH_LOG_WARN(
-        "retrieval for %s (%s) displaced after %lld ms by waiting work "
-        "(--jostle-timeout %lld ms, --max-concurrent-retrievals %zu)",
-        displaced.key.domain.c_str(), displaced.key.service.c_str(), static_cast<long long>(ran),
-        static_cast<long long>(options_.jostle_timeout_ms), options_.max_concurrent_retrievals);
+    if (const uint64_t n = displaced_log_.Due(now)) {
+      POSH_LOG_WARN(
+          "retrieval for %s (%s) displaced after %lld ms by waiting work "
+          "(--jostle-timeout %lld ms, --max-concurrent-retrievals %zu; %llu displaced since "
+          "the last report)",
+          displaced.key.domain.c_str(), displaced.key.service.c_str(), static_cast<long long>(ran),
+          static_cast<long long>(options_.jostle_timeout_ms), options_.max_concurrent_retrievals,
+          static_cast<unsigned long long>(n));
+    }
     FailFlightOnLoop(
         std::move(displaced),
         OverloadedEntry("poshd is overloaded: the retrieval ran " + std::to_string(ran) +

@@ -14,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "cache/store.h"
@@ -210,7 +211,20 @@ class PoshService {
   std::atomic<MissTicket> next_ticket_{1};
   uv_timer_t* jostle_timer_ = nullptr;  // armed while flights wait for a slot
   size_t flights_peak_ = 0;             // since the last malloc_trim
-  bool launch_posted_ = false;          // a LaunchQueuedOnLoop is posted
+  // At most one warning per 10 s for each kind of overload (a storm would flood the log);
+  // Due() returns how many events the warning now reports, 0 while it stays quiet.
+  struct RateLimitedLog {
+    int64_t next_ms = 0;
+    uint64_t pending = 0;
+    uint64_t Due(int64_t now_ms) {
+      ++pending;
+      if (now_ms < next_ms) return 0;
+      next_ms = now_ms + 10'000;
+      return std::exchange(pending, 0);
+    }
+  };
+  RateLimitedLog queue_full_log_, displaced_log_;  // loop thread
+  bool launch_posted_ = false;                     // a LaunchQueuedOnLoop is posted
   bool stopped_ = false;
 };
 

@@ -1,7 +1,10 @@
 #include "server/process_setup.h"
 
 #include <grpc/support/log.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -79,5 +82,18 @@ void LogOpenFilesLimit(const OpenFilesLimit& limit) {
 }
 
 void RouteGrpcLogs() { gpr_set_log_function(&GrpcLog); }
+
+void LowerThisThreadsPriority(int increment) {
+  const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, tid);
+  if (now == -1 && errno != 0) {
+    POSH_LOG_WARN("cannot read this thread's priority: %s", std::strerror(errno));
+    return;
+  }
+  if (setpriority(PRIO_PROCESS, tid, std::min(19, now + increment)) != 0) {
+    POSH_LOG_WARN("cannot lower the loop thread's priority: %s", std::strerror(errno));
+  }
+}
 
 }  // namespace posh::server

@@ -21,6 +21,10 @@ OpenFilesLimit RaiseOpenFilesLimit();
 // Logs the result: info, or a warning when the raise failed.
 void LogOpenFilesLimit(const OpenFilesLimit& limit);
 
+// Raises the calling thread's niceness by `increment` (Linux: niceness is per thread). A
+// failure is logged, never fatal: it only costs latency under load.
+void LowerThisThreadsPriority(int increment);
+
 // gpr_log lines (gRPC's errors) go through posh::log with their priority.
 void RouteGrpcLogs();
 
