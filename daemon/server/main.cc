@@ -164,6 +164,7 @@ void Reload(int argc, char** argv, DaemonOptions& current, posh::server::PoshSer
   restart_needed("socket-mode", n.socket_mode != current.socket_mode);
   restart_needed("state-dir", n.state_dir != current.state_dir);
   restart_needed("metrics-listen", n.metrics_listen != current.metrics_listen);
+  restart_needed("loop-niceness", n.loop_niceness != current.loop_niceness);
   restart_needed("connect-to", n.fetcher.connect_to != current.fetcher.connect_to);
   restart_needed("allow-private-addresses",
                  n.fetcher.allow_private_addresses != current.fetcher.allow_private_addresses);
@@ -188,9 +189,6 @@ void Reload(int argc, char** argv, DaemonOptions& current, posh::server::PoshSer
   POSH_LOG_INFO("configuration reloaded");
   posh::server::NotifyReady(StatusLine(service));
 }
-
-// The loop thread's niceness above the process's (see loop.Start below).
-constexpr int kLoopNiceness = 10;
 
 int Run(int argc, char** argv, DaemonOptions opts) {
   posh::log::SetLevel(opts.log_level);
@@ -288,7 +286,7 @@ int Run(int argc, char** argv, DaemonOptions opts) {
         // retrieved documents) runs at a lower priority than gRPC's threads, which answer
         // cache hits, so a storm of cold lookups does not stall the hot path on a busy
         // machine (docs/BENCHMARKS.md, section 7). Raising one's niceness needs no privilege.
-        posh::server::LowerThisThreadsPriority(kLoopNiceness);
+        if (opts.loop_niceness > 0) posh::server::LowerThisThreadsPriority(opts.loop_niceness);
         service.StartOnLoop();
         posh::server::StartWatchdog(loop.uv(), &watchdog);
         if (metrics) {

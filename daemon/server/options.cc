@@ -68,7 +68,9 @@ POSH (RFC 7711) resolution daemon for XMPP servers; gRPC API on a unix socket.
   --max-queued-retrievals N      retrievals waiting for a slot; over it the oldest waiting
                                  retrieval is dropped, its callers answered (default 10000)
   --jostle-timeout MS            when every slot is busy, a new retrieval may displace one
-                                 that has run longer than this (default 2000; 0 = never)
+                                 that has run longer than this (default 5000; 0 = never)
+  --loop-niceness N              niceness the retrieval loop adds to its own (0-19, default
+                                 10): cold work yields to cached answers
   --max-connections N            client connections at once; more are closed at once with a
                                  log line (default 1024)
   --max-request-bytes BYTES      largest request accepted; larger ones get RESOURCE_EXHAUSTED
@@ -156,6 +158,10 @@ Result<bool> ApplySetting(const std::string& key, const std::string& value, Daem
     auto n = ParseInt(key, value, 0, 3600 * 1000);
     if (!n) return Fail(n.error());
     o->service.jostle_timeout_ms = *n;
+  } else if (key == "loop-niceness") {
+    auto n = ParseInt(key, value, 0, 19);
+    if (!n) return Fail(n.error());
+    o->loop_niceness = static_cast<int>(*n);
   } else if (key == "max-connections") {
     auto n = ParseInt(key, value, 1, 1000000);
     if (!n) return Fail(n.error());

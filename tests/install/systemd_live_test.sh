@@ -124,6 +124,13 @@ check "active (running) after start" active_running
 pid=$(mainpid)
 user=$(ps -o user= -p "$pid" | tr -d ' ')
 [ "$user" = poshd ] && pass "main process $pid runs as user poshd" || fail "main process runs as '$user'"
+# The loop thread lowered its priority (setpriority is allowed back from @resources): one
+# thread at niceness 10, and no warning that it could not.
+nices=$(ps -L -o nice= -p "$pid" | tr -d ' ' | sort -u | tr '\n' ' ')
+case " $nices " in *" 10 "*) pass "a thread of poshd runs at niceness 10 (the loop): $nices" ;;
+  *) fail "no poshd thread at niceness 10 (the loop thread's priority): '$nices'" ;; esac
+check "no warning that the loop's priority could not be lowered" \
+  sh -c '! (journalctl --sync; journalctl -u poshd -o cat | grep -q "priority")'
 sock=/run/poshd/poshd.sock
 sock_meta=$(stat -c '%a %U %G' "$sock" 2>/dev/null)
 [ "$sock_meta" = "660 poshd poshd-clients" ] && pass "socket $sock: 0660 poshd:poshd-clients" \
