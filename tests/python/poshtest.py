@@ -310,3 +310,14 @@ def main_with_poshd(module_globals):
     args, rest = ap.parse_known_args()
     module_globals["POSHD"] = os.path.abspath(args.poshd)
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+def sanitized(pid):
+    """True when the process runs under AddressSanitizer or ThreadSanitizer: its RSS then
+    holds the sanitizer's quarantine and shadow memory, so memory-growth checks say nothing."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            maps = f.read()
+    except OSError:
+        return False
+    return "libasan" in maps or "libtsan" in maps

@@ -218,8 +218,12 @@ class SmallCap(LimitsBase):
     EXTRA = ["--max-connections", "8"]
 
     def test_cap_refuses_then_frees_slots_when_clients_hang_up(self):
-        base = self.stats()
-        self.assertEqual(base.connections, 1)
+        # Only this test's channel: the start-up health checks' connections are closed, and
+        # the gate notices closes within about a second.
+        deadline = time.time() + 5
+        while self.stats().connections != 1 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.stats().connections, 1)
         holders = []
         try:
             # 7 more established connections: the cap is reached.
@@ -292,7 +296,9 @@ class RequestSize(LimitsBase):
         for _ in range(50):
             refused()
         grown = poshtest.rss_kib(self.daemon.pid) - rss_before
-        self.assertLess(grown, 4 * 1024, "RSS grew by %d KiB over 50 oversized requests" % grown)
+        if not poshtest.sanitized(self.daemon.pid):  # ASan's quarantine holds freed memory
+            self.assertLess(grown, 4 * 1024,
+                            "RSS grew by %d KiB over 50 oversized requests" % grown)
         # Refused before the service saw them, and counted.
         s = self.stats()
         self.assertEqual(s.verifies, verifies_before)
