@@ -31,7 +31,10 @@ std::string Reference(const std::string& url, int64_t expires = 100) {
   return R"({"url":")" + url + R"(","expires":)" + std::to_string(expires) + "}";
 }
 
-std::string Domain(int i) { return "customer" + std::to_string(i) + ".example"; }
+// Appended, not "customer" + ...: GCC 12 -O2 may report a false -Wrestrict (GCC bug 105329).
+std::string Domain(int i) {
+  return std::string("customer").append(std::to_string(i)).append(".example");
+}
 
 std::string PrimaryUrl(const std::string& domain) {
   return "https://" + domain + "/.well-known/posh/xmpp-server.json";
@@ -524,7 +527,9 @@ TEST_F(ReferenceSharingTest, WhenTheSharedRetrievalTimesOutJobsWithTimeLeftTryAg
 
 TEST_F(ReferenceSharingTest, TheCacheKeepsAtMostTheConfiguredNumberOfTargets) {
   options_.reference_cache_entries = 3;
-  auto target = [](int i) { return "https://host" + std::to_string(i) + ".example/t.json"; };
+  auto target = [](int i) {
+    return std::string("https://host").append(std::to_string(i)).append(".example/t.json");
+  };
   for (int i = 0; i < 5; ++i) {
     Delegate(Domain(i), target(i));
     fetcher_.OnStatus(target(i), 200, Fingerprints());
