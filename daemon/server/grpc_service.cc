@@ -34,11 +34,6 @@ bool NormalizeKey(std::string_view domain, std::string_view service, cache::Key*
   return true;
 }
 
-bool ValidKey(std::string_view domain, std::string_view service, cache::Key* key) {
-  grpc::Status ignored;
-  return NormalizeKey(domain, service, key, &ignored);
-}
-
 posh::v1::LookupStatus ToProto(cache::EntryStatus s) {
   switch (s) {
     case cache::EntryStatus::kFound:
@@ -220,13 +215,6 @@ class ResolverGrpcService::MissReactor final : public grpc::ServerUnaryReactor {
 
 grpc::ServerUnaryReactor* ResolverGrpcService::RefuseWhenStopping(
     grpc::CallbackServerContext* ctx) {
-  if (ctx->IsCancelled()) {
-    // The client gave up (cancel, deadline) before the call reached us: its request may not
-    // even be complete; it is neither served nor counted as invalid.
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled before it was served"));
-    return reactor;
-  }
   if (!accepting_.load(std::memory_order_relaxed)) {
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "poshd is shutting down"));
@@ -268,24 +256,37 @@ void ResolverGrpcService::Reject(grpc::ServerUnaryReactor* reactor, const std::s
   Finish(reactor, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
 }
 
-bool ResolverGrpcService::AcceptRequest(grpc::ServerUnaryReactor* reactor, std::string_view message,
-                                        const std::string& parse_error, std::string_view domain,
-                                        std::string_view service, cache::Key* key) {
-  if (!parse_error.empty()) {
-    Reject(reactor, "malformed " + std::string(message) + ": " + parse_error);
-    return false;
-  }
+std::string ResolverGrpcService::RequestError(std::string_view message,
+                                              const std::string& parse_error,
+                                              std::string_view domain, std::string_view service,
+                                              cache::Key* key) {
+  if (!parse_error.empty()) return "malformed " + std::string(message) + ": " + parse_error;
   grpc::Status invalid;
-  if (!NormalizeKey(domain, service, key, &invalid)) {
-    Reject(reactor, invalid.error_message());
-    return false;
+  if (!NormalizeKey(domain, service, key, &invalid)) return invalid.error_message();
+  return {};
+}
+
+grpc::ServerUnaryReactor* ResolverGrpcService::RejectNow(grpc::CallbackServerContext* ctx,
+                                                         const std::string& why) {
+  auto* reactor = ctx->DefaultReactor();
+  if (ctx->IsCancelled()) {
+    // The client gave up (cancel, deadline) before the call was served: its request may not
+    // even be complete, so what did not parse is not counted as invalid. Checked here, on
+    // the refusal path only, not on every request.
+    Finish(reactor, grpc::Status(grpc::StatusCode::CANCELLED, "cancelled before it was served"));
+    return reactor;
   }
-  return true;
+  Reject(reactor, why);
+  return reactor;
 }
 
 bool ResolverGrpcService::AdmitKey(grpc::ServerUnaryReactor* reactor, std::string_view domain,
                                    std::string_view service, cache::Key* key) {
-  return Admit(reactor) && AcceptRequest(reactor, "", "", domain, service, key);
+  if (!Admit(reactor)) return false;
+  const std::string why = RequestError("", "", domain, service, key);
+  if (why.empty()) return true;
+  Reject(reactor, why);
+  return false;
 }
 
 grpc::Slice ResolverGrpcService::LookupAnswerBytes(const cache::Key& key,
@@ -321,12 +322,11 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Lookup(grpc::CallbackServerContex
   const RequestBytes bytes(*request);
   wire::LookupRequestView req;
   cache::Key key;
-  const std::string parse_error = wire::ParseLookupRequest(bytes.view(), &req);
-  if (!parse_error.empty() || !ValidKey(req.domain, req.service, &key)) {
-    auto* reactor = ctx->DefaultReactor();
-    AcceptRequest(reactor, "LookupRequest", parse_error, req.domain, req.service, &key);
-    return reactor;
-  }
+  if (const std::string why =
+          RequestError("LookupRequest", wire::ParseLookupRequest(bytes.view(), &req), req.domain,
+                       req.service, &key);
+      !why.empty())
+    return RejectNow(ctx, why);
   LookupAnswer hit;
   if (!req.refresh && service_.LookupCached(key, &hit)) {  // the hot path: no callback object
     auto* reactor = ctx->DefaultReactor();
@@ -350,26 +350,20 @@ grpc::ServerUnaryReactor* ResolverGrpcService::Verify(grpc::CallbackServerContex
   const RequestBytes bytes(*request);
   wire::VerifyRequestView req;
   cache::Key key;
-  const std::string parse_error = wire::ParseVerifyRequest(bytes.view(), &req);
-  if (!parse_error.empty() || !ValidKey(req.domain, req.service, &key)) {
-    auto* reactor = ctx->DefaultReactor();
-    AcceptRequest(reactor, "VerifyRequest", parse_error, req.domain, req.service, &key);
-    return reactor;
-  }
-  if (req.chain_size == 0 || req.leaf.empty()) {
-    auto* reactor = ctx->DefaultReactor();
-    Reject(reactor, "presented_chain is empty: give the DER leaf certificate first");
-    return reactor;
-  }
+  if (const std::string why =
+          RequestError("VerifyRequest", wire::ParseVerifyRequest(bytes.view(), &req), req.domain,
+                       req.service, &key);
+      !why.empty())
+    return RejectNow(ctx, why);
+  if (req.chain_size == 0 || req.leaf.empty())
+    return RejectNow(ctx, "presented_chain is empty: give the DER leaf certificate first");
   std::shared_ptr<const core::Certificate> leaf = leaves_.Get(req.leaf);
   if (!leaf) {
     auto parsed = core::ParseCertificateDer(std::span<const uint8_t>(
         reinterpret_cast<const uint8_t*>(req.leaf.data()), req.leaf.size()));
-    if (!parsed) {
-      auto* reactor = ctx->DefaultReactor();
-      Reject(reactor, "presented_chain[0] is not a DER certificate: " + parsed.error().message);
-      return reactor;
-    }
+    if (!parsed)
+      return RejectNow(ctx,
+                       "presented_chain[0] is not a DER certificate: " + parsed.error().message);
     leaf = std::make_shared<const core::Certificate>(std::move(parsed).value());
     leaves_.Put(req.leaf, leaf);
   }

@@ -96,8 +96,8 @@ class ResolverGrpcService final : public ResolverServiceBase {
 
  private:
   class MissReactor;
-  // The default reactor, finished at once: CANCELLED when the client gave up before the call
-  // was served, UNAVAILABLE when shutting down. Otherwise nullptr, the call counted active.
+  // The default reactor, finished at once with UNAVAILABLE when shutting down. Otherwise
+  // nullptr, the call counted active.
   grpc::ServerUnaryReactor* RefuseWhenStopping(grpc::CallbackServerContext* ctx);
   // The default reactor finished RESOURCE_EXHAUSTED (counted) when `request` is over
   // max_request_bytes_; nullptr otherwise.
@@ -110,11 +110,14 @@ class ResolverGrpcService final : public ResolverServiceBase {
   // Admit() plus R1/R2 normalisation of the request's key; false when already answered.
   bool AdmitKey(grpc::ServerUnaryReactor* reactor, std::string_view domain,
                 std::string_view service, cache::Key* key);
-  // After Admit(), for a raw request: refuses it when it did not parse (`parse_error`) or
-  // its key is invalid (R1/R2); false when already answered.
-  bool AcceptRequest(grpc::ServerUnaryReactor* reactor, std::string_view message,
-                     const std::string& parse_error, std::string_view domain,
-                     std::string_view service, cache::Key* key);
+  // Why a request is refused as INVALID_ARGUMENT: it did not parse (`parse_error`), or its
+  // key is invalid (R1/R2). Empty when `*key` holds the normalised key.
+  static std::string RequestError(std::string_view message, const std::string& parse_error,
+                                  std::string_view domain, std::string_view service,
+                                  cache::Key* key);
+  // The default reactor, refused (counted) with `why`; CANCELLED, uncounted, when the client
+  // has already given up.
+  grpc::ServerUnaryReactor* RejectNow(grpc::CallbackServerContext* ctx, const std::string& why);
   // The serialised LookupResponse for `answer` (kept in answers_ when it is a fresh hit).
   grpc::Slice LookupAnswerBytes(const cache::Key& key, const LookupAnswer& answer);
   void SetLookupResponse(const cache::Key& key, const LookupAnswer& answer,

@@ -79,20 +79,17 @@ void PoshService::StartOnLoop() {
   jostle_timer_->data = this;
 }
 
-std::shared_ptr<const cache::Entry> PoshService::ShuttingDownEntry() {
-  auto e = std::make_shared<cache::Entry>();
-  e->status = cache::EntryStatus::kError;
-  e->error = "poshd is shutting down";
-  e->error_kind = static_cast<uint8_t>(resolve::ErrorKind::kShuttingDown);
-  return e;
-}
-
-std::shared_ptr<const cache::Entry> PoshService::OverloadedEntry(std::string why) {
+std::shared_ptr<const cache::Entry> PoshService::ServiceErrorEntry(resolve::ErrorKind kind,
+                                                                   std::string why) {
   auto e = std::make_shared<cache::Entry>();
   e->status = cache::EntryStatus::kError;
   e->error = std::move(why);
-  e->error_kind = static_cast<uint8_t>(resolve::ErrorKind::kOverloaded);
+  e->error_kind = static_cast<uint8_t>(kind);
   return e;
+}
+
+std::shared_ptr<const cache::Entry> PoshService::ShuttingDownEntry() {
+  return ServiceErrorEntry(resolve::ErrorKind::kShuttingDown, "poshd is shutting down");
 }
 
 void PoshService::StopOnLoop() {
@@ -217,9 +214,7 @@ void PoshService::AbandonOnLoop(MissTicket ticket) {
   // queue place or its slot (and its sockets) for work someone still waits for.
   POSH_LOG_DEBUG("dropping the retrieval for %s (%s): every caller gave up",
                  flight.key.domain.c_str(), flight.key.service.c_str());
-  ClearRefreshPosted(mk);
-  RemoveFlightOnLoop(mk);
-  stats_.dropped.fetch_add(1, std::memory_order_relaxed);
+  DropFlightOnLoop(mk, stats_.dropped);
   PostLaunchQueuedOnLoop();
   TrimMemoryWhenIdleOnLoop();
 }
@@ -236,14 +231,14 @@ void PoshService::PostLaunchQueuedOnLoop() {
   });
 }
 
-PoshService::Flight PoshService::RemoveFlightOnLoop(const std::string& mk) {
+PoshService::Flight PoshService::RemoveFlightOnLoop(const std::string& mk, bool cancel) {
   auto it = in_flight_.find(mk);
   Flight flight = std::move(it->second);
   in_flight_.erase(it);
   if (flight.queued) queue_.erase(flight.queue_pos);
   if (flight.running) {
     running_order_.erase(flight.running_pos);
-    flight.resolver->Cancel(flight.handle);
+    if (cancel) flight.resolver->Cancel(flight.handle);
   }
   flight.queued = flight.running = false;
   for (const auto& w : flight.waiters) {
@@ -251,6 +246,13 @@ PoshService::Flight PoshService::RemoveFlightOnLoop(const std::string& mk) {
   }
   UpdateQueueStatsOnLoop();
   return flight;
+}
+
+PoshService::Flight PoshService::DropFlightOnLoop(const std::string& mk,
+                                                  std::atomic<uint64_t>& counter) {
+  ClearRefreshPosted(mk);
+  counter.fetch_add(1, std::memory_order_relaxed);
+  return RemoveFlightOnLoop(mk, /*cancel=*/true);
 }
 
 void PoshService::FailFlightOnLoop(Flight flight,
@@ -353,12 +355,10 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bo
           "for %s (%llu dropped for this since the last report)",
           cap, in_flight_[victim].key.domain.c_str(), static_cast<unsigned long long>(n));
     }
-    ClearRefreshPosted(victim);
-    Flight dropped = RemoveFlightOnLoop(victim);
-    stats_.dropped.fetch_add(1, std::memory_order_relaxed);
-    FailFlightOnLoop(std::move(dropped),
-                     OverloadedEntry("poshd is overloaded: the retrieval queue is full (" +
-                                     std::to_string(cap) + " waiting); try again later"));
+    FailFlightOnLoop(DropFlightOnLoop(victim, stats_.dropped),
+                     ServiceErrorEntry(resolve::ErrorKind::kOverloaded,
+                                       "poshd is overloaded: the retrieval queue is full (" +
+                                           std::to_string(cap) + " waiting); try again later"));
   }
   UpdateQueueStatsOnLoop();
   JostleOnLoop();
@@ -411,9 +411,7 @@ void PoshService::JostleOnLoop() {
     const std::string oldest = running_order_.front();
     const int64_t ran = now - in_flight_[oldest].started_ms;
     if (ran <= options_.jostle_timeout_ms) break;
-    Flight displaced = RemoveFlightOnLoop(oldest);
-    ClearRefreshPosted(oldest);
-    stats_.displaced.fetch_add(1, std::memory_order_relaxed);
+    Flight displaced = DropFlightOnLoop(oldest, stats_.displaced);
     if (const uint64_t n = displaced_log_.Due(now)) {
       POSH_LOG_WARN(
           "retrieval for %s (%s) displaced after %lld ms by waiting work "
@@ -425,8 +423,10 @@ void PoshService::JostleOnLoop() {
     }
     FailFlightOnLoop(
         std::move(displaced),
-        OverloadedEntry("poshd is overloaded: the retrieval ran " + std::to_string(ran) +
-                        " ms and was displaced by newer work (jostle-timeout); try again later"));
+        ServiceErrorEntry(
+            resolve::ErrorKind::kOverloaded,
+            "poshd is overloaded: the retrieval ran " + std::to_string(ran) +
+                " ms and was displaced by newer work (jostle-timeout); try again later"));
   }
 }
 
@@ -453,9 +453,7 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
   std::string mk = MapKey(key);
   auto it = in_flight_.find(mk);
   if (it == in_flight_.end() || !it->second.running) return;
-  it->second.running = false;  // its resolver job is over: nothing to cancel
-  running_order_.erase(it->second.running_pos);
-  Flight flight = RemoveFlightOnLoop(mk);
+  Flight flight = RemoveFlightOnLoop(mk, /*cancel=*/false);  // its resolver job is over
   // Start queued retrievals from a fresh loop turn, never inside the resolver's callback.
   PostLaunchQueuedOnLoop();
 

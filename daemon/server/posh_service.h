@@ -168,8 +168,12 @@ class PoshService {
   void OnResolvedOnLoop(const cache::Key& key, resolve::Resolution resolution);
   void AbandonOnLoop(MissTicket ticket);
   // Takes `mk`'s flight out of the queue / running list and the table; cancels its
-  // retrieval. The flight is returned so that its waiters can be answered last.
-  Flight RemoveFlightOnLoop(const std::string& mk);
+  // retrieval when `cancel` (not when the retrieval has just finished). The flight is
+  // returned so that its waiters can be answered last.
+  Flight RemoveFlightOnLoop(const std::string& mk, bool cancel);
+  // Removes and cancels a flight that will not complete (abandoned, queue full, displaced),
+  // counted in `counter`; its key may be refreshed again.
+  Flight DropFlightOnLoop(const std::string& mk, std::atomic<uint64_t>& counter);
   // Answers a flight's waiters with an error that is not stored in the cache (the failure
   // says nothing about the domain): queue full, displaced, shutting down.
   void FailFlightOnLoop(Flight flight, const std::shared_ptr<const cache::Entry>& entry);
@@ -178,7 +182,9 @@ class PoshService {
   void ArmJostleTimerOnLoop();
   void UpdateQueueStatsOnLoop();
   void TrimMemoryWhenIdleOnLoop();
-  static std::shared_ptr<const cache::Entry> OverloadedEntry(std::string why);
+  // An error answer about poshd itself (shutting down, overloaded): never stored.
+  static std::shared_ptr<const cache::Entry> ServiceErrorEntry(resolve::ErrorKind kind,
+                                                               std::string why);
   void MaybeStartBackgroundRefresh(const cache::Key& key);
   static std::string MapKey(const cache::Key& key);
   // R13-R15 on an answered lookup.
