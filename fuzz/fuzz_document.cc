@@ -6,6 +6,7 @@
 #include "core/document.h"
 #include "core/matcher.h"
 #include "core/record.h"
+#include "core/url.h"
 
 namespace {
 
@@ -21,7 +22,11 @@ void Check(std::string_view body, int64_t now) {
     return;
   }
   if (const auto* ref = std::get_if<posh::core::ReferenceDocument>(&doc.value())) {
-    if (ref->host.empty() || ref->expires <= 0) Invariant("bad reference accepted");
+    if (ref->expires <= 0) Invariant("bad reference accepted");
+    // R11: what the resolver will fetch is an absolute https URL with a host, read as curl
+    // (the fetcher) reads it.
+    auto url = posh::core::ParseAbsoluteUrl(ref->url);
+    if (!url || url->scheme != "https" || url->host.empty()) Invariant("bad reference url");
     if (posh::core::BuildRecord(doc.value()).ok()) Invariant("reference became a record");
     return;
   }

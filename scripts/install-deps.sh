@@ -7,7 +7,7 @@ PKGS=(
   libuv1-dev libcurl4-openssl-dev libssl-dev openssl libsimdjson-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev libidn2-dev libsystemd-dev zlib1g-dev
-  clang libclang-rt-14-dev clang-format
+  clang libclang-rt-14-dev clang-format abigail-tools
   python3 python3-cryptography python3-grpcio python3-grpc-tools python3-prometheus-client
   libtomlplusplus-dev scdoc nginx-light systemd curl
   lua5.4 liblua5.4-dev prosody lua-unbound python3-slixmpp

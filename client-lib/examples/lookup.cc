@@ -14,25 +14,25 @@ int main(int argc, char** argv) {
   options.timeout = std::chrono::seconds(15);
   posh::client::Client client(options);
 
-  posh::v1::LookupRequest request;
-  request.set_domain(argv[1]);  // service defaults to xmpp-server
-  posh::v1::LookupResponse response;
-  posh::client::CallStatus status = client.Lookup(request, &response);
+  posh::client::LookupRequest request;
+  request.domain = argv[1];  // service defaults to xmpp-server
+  posh::client::LookupResult result;
+  posh::client::CallStatus status = client.Lookup(request, &result);
   if (!status.ok()) {
     std::fprintf(stderr, "lookup failed: %s\n", status.message.c_str());
     return status.unreachable() ? 69 : 64;
   }
-  switch (response.status()) {
-    case posh::v1::LOOKUP_STATUS_FOUND:
-      std::printf("%s: POSH found, %d key(s)%s%s\n", response.domain().c_str(),
-                  response.keys_size(), response.delegated_to().empty() ? "" : ", delegated to ",
-                  response.delegated_to().c_str());
+  switch (result.status) {
+    case posh::client::LookupStatus::kFound:
+      std::printf("%s: POSH found, %zu key(s)%s%s\n", result.domain.c_str(), result.keys.size(),
+                  result.delegated_to.empty() ? "" : ", delegated to ",
+                  result.delegated_to.c_str());
       return 0;
-    case posh::v1::LOOKUP_STATUS_NOT_FOUND:
-      std::printf("%s: no POSH published\n", response.domain().c_str());
+    case posh::client::LookupStatus::kNotFound:
+      std::printf("%s: no POSH published\n", result.domain.c_str());
       return 1;
     default:
-      std::printf("%s: error: %s\n", response.domain().c_str(), response.error().c_str());
+      std::printf("%s: error: %s\n", result.domain.c_str(), result.error.c_str());
       return 2;
   }
 }

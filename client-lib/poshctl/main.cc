@@ -1,5 +1,8 @@
 // poshctl: command-line client of poshd (lookups, verification, cache inspection) and the
-// POSH document publisher. Formats only: the work is done by libposhclient and the daemon.
+// POSH document publisher. Formats only: the work is done by the daemon, reached through
+// libposhclient's internal, protobuf-typed client (it needs every field of every answer, and
+// the Prometheus formatter takes GetStatsResponse), linked statically: poshctl does not use
+// the installed library's stable C++ API.
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -16,8 +19,9 @@
 #include "core/domain.h"
 #include "core/publish.h"
 #include "json_writer.h"
-#include "posh/client.h"
 #include "posh/v1/prometheus.h"
+#include "rpc_client.h"
+#include "stats_counters.h"
 
 namespace {
 
@@ -192,7 +196,7 @@ int LookupExit(posh::v1::LookupStatus s) {
   }
 }
 
-int RpcFailure(const posh::client::CallStatus& st, const posh::client::Client& c) {
+int RpcFailure(const posh::client::CallStatus& st, const posh::client_rpc::RpcClient& c) {
   if (st.invalid_argument()) {
     std::fprintf(stderr, "poshctl: %s\n", st.message.c_str());
     return kExitUsage;
@@ -240,7 +244,7 @@ int CheckKey(const std::string& domain, const std::string& service) {
   return kExitOk;
 }
 
-int CmdLookup(const Args& a, posh::client::Client& c) {
+int CmdLookup(const Args& a, posh::client_rpc::RpcClient& c) {
   if (a.positional.size() != 2) return Usage("lookup takes exactly one DOMAIN");
   if (int rc = CheckKey(a.positional[1], a.service); rc != kExitOk) return rc;
   posh::v1::LookupRequest req;
@@ -262,7 +266,7 @@ int CmdLookup(const Args& a, posh::client::Client& c) {
   return LookupExit(resp.status());
 }
 
-int CmdVerify(const Args& a, posh::client::Client& c) {
+int CmdVerify(const Args& a, posh::client_rpc::RpcClient& c) {
   if (a.positional.size() != 2) return Usage("verify takes exactly one DOMAIN");
   if (a.cert.empty()) return Usage("verify needs --cert FILE");
   if (int rc = CheckKey(a.positional[1], a.service); rc != kExitOk) return rc;
@@ -325,7 +329,7 @@ void WriteEntryJson(JsonWriter& w, const posh::v1::CacheEntry& e) {
   w.Key("hits").Uint(e.hits());
 }
 
-int CmdCache(const Args& a, posh::client::Client& c) {
+int CmdCache(const Args& a, posh::client_rpc::RpcClient& c) {
   if (a.positional.size() < 2) return Usage("cache needs list, show, evict or flush");
   const std::string& sub = a.positional[1];
   if (sub == "list" || sub == "show") {
@@ -435,34 +439,12 @@ int CmdCache(const Args& a, posh::client::Client& c) {
   return Usage("unknown cache command \"" + sub + "\"");
 }
 
-int CmdStats(const Args& a, posh::client::Client& c) {
+int CmdStats(const Args& a, posh::client_rpc::RpcClient& c) {
   if (a.positional.size() != 1) return Usage("stats takes no arguments");
   posh::v1::GetStatsResponse s;
   auto st = c.GetStats(&s);
   if (!st.ok()) return RpcFailure(st, c);
-  const std::pair<const char*, uint64_t> counters[] = {
-      {"lookups", s.lookups()},
-      {"verifies", s.verifies()},
-      {"cache_hits", s.cache_hits()},
-      {"cache_misses", s.cache_misses()},
-      {"fetches", s.fetches()},
-      {"coalesced", s.coalesced()},
-      {"entries", s.entries()},
-      {"in_flight", s.in_flight()},
-      {"errors", s.errors()},
-      {"not_found", s.not_found()},
-      {"refreshes", s.refreshes()},
-      {"stale_served", s.stale_served()},
-      {"evictions", s.evictions()},
-      {"invalid_requests", s.invalid_requests()},
-      {"queued", s.queued()},
-      {"dropped", s.dropped()},
-      {"displaced", s.displaced()},
-      {"reference_shared", s.reference_shared()},
-      {"reference_fetches", s.reference_fetches()},
-      {"connections", s.connections()},
-      {"connections_refused", s.connections_refused()},
-      {"requests_too_large", s.requests_too_large()}};
+  const auto counters = posh::client_rpc::StatsCounters(s);
   const auto& h = s.retrieval_latency();
   if (a.prometheus) {
     // The same formatter as poshd's --metrics-listen endpoint.
@@ -618,7 +600,7 @@ int main(int argc, char** argv) {
   }
   if (a.prometheus && cmd != "stats") return Usage("--prometheus is an option of stats");
   if (a.prometheus && a.json) return Usage("stats takes --json or --prometheus, not both");
-  posh::client::Client client(co);
+  posh::client_rpc::RpcClient client(co);
   if (cmd == "lookup") return CmdLookup(a, client);
   if (cmd == "verify") return CmdVerify(a, client);
   if (cmd == "cache") return CmdCache(a, client);

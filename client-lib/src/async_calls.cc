@@ -31,7 +31,8 @@ namespace posh::capi {
 
 namespace {
 
-using posh::client::SystemClock;
+using posh::client_rpc::RpcClient;
+using posh::client_rpc::SystemClock;
 using posh::v1::Resolver;
 using Done = std::function<void(grpc::Status)>;
 
@@ -100,7 +101,7 @@ struct AsyncCalls::RpcCall final : Call {
   Resp response;
 };
 
-AsyncCalls::AsyncCalls(posh::client::ClientImpl& client) : client_(client) {
+AsyncCalls::AsyncCalls(const RpcClient& client) : client_(client) {
   efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
@@ -136,7 +137,7 @@ posh_call_id AsyncCalls::Start(std::unique_ptr<Call> call) {
   call->completion = std::make_unique<CompletionHolder>();
   call->ctx = std::make_unique<grpc::ClientContext>();
   call->start = SystemClock::now();
-  call->ctx->set_deadline(call->start + client_.timeout);
+  call->ctx->set_deadline(call->start + client_.timeout());
   std::lock_guard<std::mutex> lock(mu_);
   Call* c = call.get();
   c->id = next_id_;
@@ -148,12 +149,12 @@ posh_call_id AsyncCalls::Start(std::unique_ptr<Call> call) {
 }
 
 void AsyncCalls::StartAttempt(Call* c) {
-  c->Send(client_.stub.get(), c->ctx.get(), [this, c](grpc::Status s) { OnDone(c, std::move(s)); });
+  c->Send(client_.stub(), c->ctx.get(), [this, c](grpc::Status s) { OnDone(c, std::move(s)); });
 }
 
 void AsyncCalls::OnDone(Call* c, grpc::Status s) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!c->cancelled) s = posh::client::ClientImpl::FromDaemon(std::move(s));
+  if (!c->cancelled) s = RpcClient::FromDaemon(std::move(s));
   if (!c->retried && !c->cancelled && !closing_ && client_.ShouldRetry(s)) {
     // The daemon is unreachable (restarting?): send once more on a fresh context that
     // waits for the channel to come back. This attempt's rpcs_ count passes to the next.
@@ -168,7 +169,7 @@ void AsyncCalls::OnDone(Call* c, grpc::Status s) {
       return;
     }
   }
-  c->status = c->retried ? posh::client::ClientImpl::RetryOutcome(std::move(s)) : std::move(s);
+  c->status = c->retried ? RpcClient::RetryOutcome(std::move(s)) : std::move(s);
   c->finished = true;
   if (tail_) {
     tail_->next = c;
@@ -237,7 +238,7 @@ posh_completion* AsyncCalls::Complete(std::unique_ptr<Call> call) {
       c->code = POSH_ECANCELED;
       h->error = "cancelled by posh_cancel";
     } else if (!call->status.ok()) {
-      c->code = CodeOf(posh::client::ToCallStatus(call->status));
+      c->code = CodeOf(posh::client_rpc::ToCallStatus(call->status));
       h->error = call->status.error_message();
       if (h->error.empty()) h->error = posh_strerror(c->code);
     } else {

@@ -9,15 +9,15 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "client_impl.h"
 #include "posh/posh_client.h"
+#include "rpc_client.h"
 
 namespace posh::capi {
 
 class AsyncCalls {
  public:
   // Creates the eventfd; throws std::system_error when it cannot.
-  explicit AsyncCalls(posh::client::ClientImpl& client);
+  explicit AsyncCalls(const posh::client_rpc::RpcClient& client);
   // posh_client_close: cancels what is in flight, waits until no gRPC callback can touch
   // this object any more, frees the completions nobody took, closes the eventfd.
   ~AsyncCalls();
@@ -44,7 +44,7 @@ class AsyncCalls {
   void OnDone(Call* call, grpc::Status status);  // on a gRPC thread
   static posh_completion* Complete(std::unique_ptr<Call> call);
 
-  posh::client::ClientImpl& client_;
+  const posh::client_rpc::RpcClient& client_;
   int efd_ = -1;
 
   std::mutex mu_;

@@ -1,4 +1,4 @@
-// The C API: posh_client is a posh::client::Client (synchronous calls) plus its
+// The C API: posh_client is the internal RpcClient (synchronous calls) plus its
 // asynchronous calls (async_calls.cc), sharing one channel. Results: c_common.cc.
 #include <new>
 #include <string>
@@ -6,15 +6,13 @@
 
 #include "async_calls.h"
 #include "c_common.h"
-#include "client_impl.h"
-#include "posh/client.h"
 #include "posh/posh_client.h"
+#include "rpc_client.h"
 
 struct posh_client {
-  posh::client::Client client;
+  posh::client_rpc::RpcClient client;
   posh::capi::AsyncCalls async;  // declared last: closed (and waited for) first
-  explicit posh_client(posh::client::ClientOptions o)
-      : client(std::move(o)), async(posh::client::ClientInternals::Of(client)) {}
+  explicit posh_client(posh::client::ClientOptions o) : client(std::move(o)), async(client) {}
 };
 
 namespace {

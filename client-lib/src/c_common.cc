@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
+
+#include "core/base64.h"
 
 namespace posh::capi {
 
@@ -12,29 +15,11 @@ namespace {
 
 thread_local std::string t_last_error;
 
-// Standard base64 with padding (RFC 4648 §4), as RFC 7711 writes digests. Local so that
-// the client library does not pull in the daemon's protocol core.
+// Standard base64 with padding (RFC 4648 §4), as RFC 7711 writes digests: the daemon's
+// encoder (daemon/core/base64.cc, compiled into this library as a hidden object).
 std::string Base64(const std::string& in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += k[v >> 18];
-    out += k[(v >> 12) & 63];
-    out += k[(v >> 6) & 63];
-    out += k[v & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    if (i + 1 < in.size()) v |= uint8_t(in[i + 1]) << 8;
-    out += k[v >> 18];
-    out += k[(v >> 12) & 63];
-    out += i + 1 < in.size() ? k[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
+  return posh::core::EncodeBase64(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(in.data()), in.size()));
 }
 
 struct LookupHolder {

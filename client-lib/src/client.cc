@@ -1,126 +1,145 @@
+// posh::client::Client: the public C++ API, a thin layer over the internal RpcClient that
+// turns posh.v1 messages into the plain value types of posh/client.h.
 #include "posh/client.h"
 
-#include <unistd.h>
+#include <utility>
 
-#include <cstdlib>
-
-#include "client_impl.h"
+#include "convert.h"
+#include "rpc_client.h"
 
 namespace posh::client {
 
-bool CallStatus::unreachable() const {
-  return code == static_cast<int>(grpc::StatusCode::UNAVAILABLE) ||
-         code == static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED);
-}
+using posh::client_rpc::FromProto;
+using posh::client_rpc::RpcClient;
+using posh::client_rpc::ToCallStatus;
+using posh::client_rpc::ToProto;
 
-bool CallStatus::invalid_argument() const {
-  return code == static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT);
-}
+struct Client::Impl {
+  explicit Impl(ClientOptions options) : rpc(std::move(options)) {}
+  RpcClient rpc;
+};
 
-std::string Client::DefaultSocketPath() {
-  // The system daemon's socket when it exists (any user in its group may use it).
-  static constexpr const char* kSystem = "/run/poshd/poshd.sock";
-  if (geteuid() == 0 || access(kSystem, F_OK) == 0) return kSystem;
-  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg && *xdg) {
-    return std::string(xdg) + "/poshd/poshd.sock";
+uint64_t Stats::Get(std::string_view name) const {
+  for (const auto& c : counters) {
+    if (c.name == name) return c.value;
   }
-  return "/tmp/poshd-" + std::to_string(geteuid()) + "/poshd.sock";
+  return 0;
 }
 
-Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>()) {
-  std::string path = options.socket_path;
-  if (path.empty()) {
-    const char* env = std::getenv("POSHD_SOCKET");
-    path = env && *env ? env : DefaultSocketPath();
-  }
-  impl_->socket_path = path;
-  impl_->timeout = options.timeout;
-  impl_->reconnect_wait = options.reconnect_wait;
-  grpc::ChannelArguments args;
-  // Reconnect quickly after a daemon restart.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  impl_->channel =
-      grpc::CreateCustomChannel("unix:" + path, grpc::InsecureChannelCredentials(), args);
-  impl_->stub = posh::v1::Resolver::NewStub(impl_->channel);
-}
+std::string Client::DefaultSocketPath() { return posh::client_rpc::DefaultSocketPath(); }
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 Client::~Client() = default;
 
-const std::string& Client::socket_path() const { return impl_->socket_path; }
+const std::string& Client::socket_path() const { return impl_->rpc.socket_path(); }
 
-CallStatus Client::Lookup(const posh::v1::LookupRequest& req, posh::v1::LookupResponse* resp) {
-  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Lookup(c, req, resp); });
+CallStatus Client::Lookup(const LookupRequest& request, LookupResult* result) {
+  posh::v1::LookupResponse resp;
+  CallStatus st = impl_->rpc.Lookup(ToProto(request), &resp);
+  if (st.ok()) *result = FromProto(resp);
+  return st;
 }
-CallStatus Client::Verify(const posh::v1::VerifyRequest& req, posh::v1::VerifyResponse* resp) {
-  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Verify(c, req, resp); });
+
+CallStatus Client::Verify(const VerifyRequest& request, VerifyResult* result) {
+  posh::v1::VerifyResponse resp;
+  CallStatus st = impl_->rpc.Verify(ToProto(request), &resp);
+  if (st.ok()) *result = FromProto(resp);
+  return st;
 }
-CallStatus Client::ListEntries(const posh::v1::ListEntriesRequest& req,
-                               posh::v1::ListEntriesResponse* resp) {
-  return impl_->Invoke(
-      [&](grpc::ClientContext* c) { return impl_->stub->ListEntries(c, req, resp); });
+
+CallStatus Client::ListEntries(const std::string& domain, std::vector<CacheEntry>* entries) {
+  std::vector<CacheEntry> all;
+  posh::v1::ListEntriesRequest req;
+  req.set_domain(domain);
+  req.set_page_size(1000);  // the daemon's maximum
+  for (;;) {
+    posh::v1::ListEntriesResponse resp;
+    CallStatus st = impl_->rpc.ListEntries(req, &resp);
+    if (!st.ok()) return st;
+    for (const auto& e : resp.entries()) all.push_back(FromProto(e));
+    if (resp.next_page_token().empty()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  *entries = std::move(all);
+  return CallStatus{};
 }
-CallStatus Client::Evict(const posh::v1::EvictRequest& req, posh::v1::EvictResponse* resp) {
-  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Evict(c, req, resp); });
+
+CallStatus Client::Evict(const std::string& domain, const std::string& service, bool* evicted) {
+  posh::v1::EvictRequest req;
+  req.set_domain(domain);
+  req.set_service(service);
+  posh::v1::EvictResponse resp;
+  CallStatus st = impl_->rpc.Evict(req, &resp);
+  if (st.ok()) *evicted = resp.evicted();
+  return st;
 }
-CallStatus Client::Flush(posh::v1::FlushResponse* resp) {
-  posh::v1::FlushRequest req;
-  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->Flush(c, req, resp); });
+
+CallStatus Client::Flush(uint64_t* flushed) {
+  posh::v1::FlushResponse resp;
+  CallStatus st = impl_->rpc.Flush(&resp);
+  if (st.ok()) *flushed = resp.flushed();
+  return st;
 }
+
+CallStatus Client::GetStats(Stats* stats) {
+  posh::v1::GetStatsResponse resp;
+  CallStatus st = impl_->rpc.GetStats(&resp);
+  if (st.ok()) *stats = FromProto(resp);
+  return st;
+}
+
 namespace {
 // One asynchronous call: owns its context, request and response until completion.
-template <class Req, class Resp>
+template <class Req, class Resp, class Result>
 struct AsyncCall {
   grpc::ClientContext ctx;
   Req request;
   Resp response;
-  std::function<void(CallStatus, Resp)> done;
+  std::function<void(CallStatus, Result)> done;
 };
-}  // namespace
 
-void Client::LookupAsync(const posh::v1::LookupRequest& req, LookupDone done) {
-  auto* call = new AsyncCall<posh::v1::LookupRequest, posh::v1::LookupResponse>;
-  call->request = req;
+template <class Result, class Req, class Resp, class Start>
+void StartAsync(const RpcClient& rpc, Req request, std::function<void(CallStatus, Result)> done,
+                Start start) {
+  auto* call = new AsyncCall<Req, Resp, Result>;
+  call->request = std::move(request);
   call->done = std::move(done);
-  call->ctx.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
-  impl_->stub->async()->Lookup(&call->ctx, &call->request, &call->response, [call](grpc::Status s) {
-    call->done(ToCallStatus(Impl::FromDaemon(std::move(s))), std::move(call->response));
+  call->ctx.set_deadline(std::chrono::system_clock::now() + rpc.timeout());
+  start(&call->ctx, &call->request, &call->response, [call](grpc::Status s) {
+    CallStatus st = ToCallStatus(RpcClient::FromDaemon(std::move(s)));
+    call->done(st, st.ok() ? FromProto(call->response) : Result{});
     delete call;
   });
 }
+}  // namespace
 
-void Client::VerifyAsync(const posh::v1::VerifyRequest& req, VerifyDone done) {
-  auto* call = new AsyncCall<posh::v1::VerifyRequest, posh::v1::VerifyResponse>;
-  call->request = req;
-  call->done = std::move(done);
-  call->ctx.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
-  impl_->stub->async()->Verify(&call->ctx, &call->request, &call->response, [call](grpc::Status s) {
-    call->done(ToCallStatus(Impl::FromDaemon(std::move(s))), std::move(call->response));
-    delete call;
-  });
+void Client::LookupAsync(const LookupRequest& request, LookupDone done) {
+  auto* stub = impl_->rpc.stub();
+  StartAsync<LookupResult, posh::v1::LookupRequest, posh::v1::LookupResponse>(
+      impl_->rpc, ToProto(request), std::move(done),
+      [stub](auto* ctx, auto* req, auto* resp, auto cb) {
+        stub->async()->Lookup(ctx, req, resp, std::move(cb));
+      });
+}
+
+void Client::VerifyAsync(const VerifyRequest& request, VerifyDone done) {
+  auto* stub = impl_->rpc.stub();
+  StartAsync<VerifyResult, posh::v1::VerifyRequest, posh::v1::VerifyResponse>(
+      impl_->rpc, ToProto(request), std::move(done),
+      [stub](auto* ctx, auto* req, auto* resp, auto cb) {
+        stub->async()->Verify(ctx, req, resp, std::move(cb));
+      });
 }
 
 CallStatus Client::Lookup(const std::string& domain, const std::string& service,
-                          posh::v1::LookupResponse* response) {
-  posh::v1::LookupRequest req;
-  req.set_domain(domain);
-  req.set_service(service);
-  return Lookup(req, response);
+                          LookupResult* result) {
+  return Lookup(LookupRequest{domain, service, false}, result);
 }
 
 CallStatus Client::Verify(const std::string& domain, const std::string& service,
-                          const std::vector<std::string>& chain_der,
-                          posh::v1::VerifyResponse* response) {
-  posh::v1::VerifyRequest req;
-  req.set_domain(domain);
-  req.set_service(service);
-  for (const auto& der : chain_der) req.add_presented_chain(der);
-  return Verify(req, response);
-}
-
-CallStatus Client::GetStats(posh::v1::GetStatsResponse* resp) {
-  posh::v1::GetStatsRequest req;
-  return impl_->Invoke([&](grpc::ClientContext* c) { return impl_->stub->GetStats(c, req, resp); });
+                          const std::vector<std::string>& chain_der, VerifyResult* result) {
+  return Verify(VerifyRequest{domain, service, chain_der}, result);
 }
 
 }  // namespace posh::client

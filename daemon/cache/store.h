@@ -1,81 +1,34 @@
 // The shared verification store (R16-R20): a bounded, sharded, expiry-aware map from
-// (domain, service) to the last resolution. Thread-safe: gRPC threads read it directly
-// (the hot path: no loop round trip, no global exclusive lock); the loop thread writes.
+// (domain, service) to the last resolution. The map and its public API live here; the
+// lifetime rules in lifetime.h, the eviction policy in eviction.h, the snapshot file format
+// in snapshot.h (this header includes entry.h, lifetime.h and snapshot.h for its callers).
+//
+// Threads: every method is safe from any thread, concurrently with any other: each takes
+// the lock of the shard(s) it touches (a shared lock to read, an exclusive one to write),
+// so no caller needs to be on a particular thread. Who calls what in poshd:
+//   Get, Peek           gRPC threads (the hot path: no loop round trip) and the loop thread
+//   Put                 the loop thread (a finished retrieval, PoshService)
+//   Evict, Flush        gRPC threads (the admin RPCs)
+//   Load                the main thread, before the loop and gRPC start
+//   Save                the main thread (periodic and final snapshots; shared locks only)
+//   SetMaxEntries       the main thread (SIGHUP reload)
+//   List, Size, Stats   gRPC threads, the loop thread (metrics endpoint), the main thread
 // Pure data structure: no I/O except Save/Load of the snapshot file.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "core/record.h"
+#include "cache/entry.h"
+#include "cache/lifetime.h"
+#include "cache/snapshot.h"
 #include "core/result.h"
 
 namespace posh::cache {
-
-struct Key {
-  std::string domain;   // normalised (R1)
-  std::string service;  // normalised (R2)
-  bool operator==(const Key&) const = default;
-};
-
-// Values are persisted: never renumber. Match posh.v1.LookupStatus.
-enum class EntryStatus : uint8_t { kFound = 1, kNotFound = 2, kError = 3 };
-
-// Immutable once published; shared between readers with shared_ptr.
-struct Entry {
-  EntryStatus status = EntryStatus::kError;
-  std::shared_ptr<const core::PoshRecord> record;  // kFound only
-  std::string error;                               // kError only
-  uint8_t error_kind = 0;                          // resolve::ErrorKind value
-  int64_t fetched_at_ms = 0;
-  int64_t expires_at_ms = 0;   // end of the normal lifetime (R16/R17)
-  int64_t refresh_at_ms = 0;   // start of the last 10 % of a positive lifetime (R19)
-  int64_t hard_limit_ms = 0;   // never served after this, stale or not (cert notAfter); 0 = none
-  int64_t stale_until_ms = 0;  // > expires_at_ms when a transient refresh failure keeps it (R19)
-};
-
-struct Lifetimes {
-  int64_t max_ttl_ms = 24 * 3600 * 1000LL;  // R16
-  int64_t negative_ttl_ms = 300 * 1000LL;   // R17 not found
-  int64_t error_ttl_ms = 30 * 1000LL;       // R17 error
-  int64_t stale_ttl_ms = 3600 * 1000LL;     // R19
-};
-
-// R16: positive entry from a record: expires = fetched + min(doc expires (already the
-// lower of reference and target), latest usable notAfter - now, max_ttl); hard limit = the
-// latest notAfter; refresh_at = expires - 10 % of the lifetime. A record with expires 0
-// never gets here (the core rejects it). Returns nullptr when the lifetime is <= 0.
-std::shared_ptr<const Entry> MakePositiveEntry(std::shared_ptr<const core::PoshRecord> record,
-                                               int64_t now_ms, const Lifetimes& lifetimes);
-// R17.
-std::shared_ptr<const Entry> MakeNotFoundEntry(int64_t now_ms, const Lifetimes& lifetimes);
-std::shared_ptr<const Entry> MakeErrorEntry(std::string error, uint8_t error_kind, int64_t now_ms,
-                                            const Lifetimes& lifetimes);
-// R19: a transient refresh failure for an old positive entry: a copy of `old` servable
-// until min(old->expires_at_ms + stale_ttl, hard_limit). nullptr when that is already past.
-std::shared_ptr<const Entry> MakeStaleEntry(const Entry& old, int64_t now_ms,
-                                            const Lifetimes& lifetimes);
-
-// The end of an entry's servable time: max(expires_at, stale_until) capped by hard_limit
-// (when set). An entry is servable while now_ms < ServableUntilMs(entry).
-int64_t ServableUntilMs(const Entry& entry);
-
-// Error::code values of Save/Load.
-enum SnapshotErrorCode : int {
-  kSnapIo = 1,         // open/read/write/fsync/rename failed
-  kSnapTruncated = 2,  // shorter than its header says
-  kSnapBadMagic = 3,   // not a snapshot file (or unknown header format)
-  kSnapChecksum = 4,   // CRC mismatch or trailing bytes: corrupt
-  kSnapParse = 5,      // the payload is not a Snapshot message
-  kSnapVersion = 6,    // Snapshot.version unknown
-  kSnapBadEntry = 7,   // an entry with out-of-range values
-};
 
 struct Hit {
   std::shared_ptr<const Entry> entry;
@@ -101,9 +54,9 @@ class Store {
 
   // Fresh or stale-but-servable entry at `now_ms`; nullopt when absent or past its
   // lifetime (an expired entry is never returned; it may be dropped lazily).
-  // Marks the entry recently used. Safe from any thread, concurrently with writers.
+  // Marks the entry recently used. Shared lock only.
   std::optional<Hit> Get(const Key& key, int64_t now_ms);
-  // The entry regardless of expiry (for refresh/stale decisions on the loop thread).
+  // The entry regardless of expiry (for refresh/stale decisions). Shared lock only.
   std::shared_ptr<const Entry> Peek(const Key& key) const;
 
   // Inserts or replaces; evicts the shard's least recently used entry over capacity

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/base64.h"
+#include "core/url.h"
 
 namespace posh::core {
 namespace {
@@ -136,64 +137,22 @@ Result<Document> ParseFingerprints(const dom::object& root, const dom::element& 
 
 // ---- R11 -------------------------------------------------------------------------------
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 Result<Document> ParseReference(const dom::object& root, const dom::element& url_el) {
   auto bad = [](std::string msg) { return DocError(kDocBadUrl, "reference document: " + msg); };
   if (url_el.type() != dom::element_type::STRING) return bad("\"url\" must be a string");
   std::string_view url = AsString(url_el);
   if (url.empty()) return bad("\"url\" is empty");
-  for (char c : url) {
-    uint8_t u = static_cast<uint8_t>(c);
-    if (u <= 0x20 || u >= 0x7f) return bad("\"url\" contains spaces, controls or non-ASCII");
+  auto parsed = ParseStrictAbsoluteUrl(url);
+  if (!parsed) {
+    std::string why = "\"url\" ";
+    why += parsed.error().message;
+    return bad(std::move(why));
   }
-  size_t colon = url.find(':');
-  if (colon == std::string_view::npos || url.substr(colon, 3) != "://")
-    return bad("\"url\" is not an absolute URL");
-  if (!IEquals(url.substr(0, colon), "https")) return bad("\"url\" must use https");
-  std::string_view rest = url.substr(colon + 3);
-  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
-  if (authority.find('@') != std::string_view::npos) return bad("\"url\" carries user info");
-  std::string_view host = authority;
-  std::string_view port;
-  if (!host.empty() && host.front() == '[') {
-    size_t close = host.find(']');
-    if (close == std::string_view::npos) return bad("\"url\" has a malformed IPv6 host");
-    port = host.substr(close + 1);
-    host = host.substr(1, close - 1);
-    if (!port.empty()) {
-      if (port.front() != ':') return bad("\"url\" has a malformed host");
-      port.remove_prefix(1);
-    }
-  } else if (size_t pc = host.find(':'); pc != std::string_view::npos) {
-    port = host.substr(pc + 1);
-    host = host.substr(0, pc);
-    if (port.empty()) return bad("\"url\" has an empty port");
-  }
-  if (host.empty()) return bad("\"url\" has no host");
-  if (!port.empty()) {
-    if (port.size() > 5 ||
-        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      return bad("\"url\" has an invalid port");
-    int p = std::stoi(std::string(port));
-    if (p < 1 || p > 65535) return bad("\"url\" has an invalid port");
-  }
+  if (parsed->scheme != "https") return bad("\"url\" must use https");
   auto expires = RequiredExpires(root, "reference document");
   if (!expires.ok()) return Fail(expires.error());
   ReferenceDocument doc;
   doc.url = std::string(url);
-  doc.host = std::string(host);
-  for (char& c : doc.host)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   doc.expires = *expires;
   return Document(std::move(doc));
 }

@@ -22,7 +22,7 @@ enum DocumentErrorCode : int {
   kDocBadExpires = 3,    // missing, negative, fractional, not a number (R10/R11)
   kDocExpiresZero = 4,   // expires 0: material invalid (R10/R11)
   kDocNoUsableKey = 5,   // no usable descriptor / key (R10/R12)
-  kDocBadUrl = 6,        // reference url not an absolute https URL (R11)
+  kDocBadUrl = 6,        // reference url not an absolute https URL (R11, core/url)
   kDocBadStructure = 7,  // wrong member types (fingerprints not an array, ...)
 };
 
@@ -43,8 +43,9 @@ struct FingerprintsDocument {
 };
 
 struct ReferenceDocument {
-  std::string url;   // absolute https URL
-  std::string host;  // lower-cased host of url: the delegated domain
+  // Absolute https URL, as written. The delegated domain (R11) is the host of the URL the
+  // target is finally fetched from (after redirects, R6), which the resolver knows.
+  std::string url;
   int64_t expires = 0;
 };
 

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/utf8.h"
+
 namespace posh::core {
 namespace {
 
@@ -17,42 +19,6 @@ enum DomainErrorCode : int { kBadDomain = 1, kBadService = 2 };
 
 Unexpected<Error> DomainError(std::string msg) {
   return Fail(Error{kBadDomain, "invalid domain: " + std::move(msg)});
-}
-
-// Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF).
-bool ValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    uint8_t c = static_cast<uint8_t>(s[i]);
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i <= n) return false;  // truncated sequence
-    for (size_t k = 1; k <= n; ++k) {
-      uint8_t cc = static_cast<uint8_t>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += n + 1;
-  }
-  return true;
 }
 
 bool IsAllDigits(std::string_view s) {
@@ -78,7 +44,7 @@ std::string Quote(std::string_view s) {
   return out + "\"";
 }
 
-// Decodes the code point at s[i] (s is valid UTF-8, checked by ValidUtf8) and advances i.
+// Decodes the code point at s[i] (s is valid UTF-8, checked by IsValidUtf8) and advances i.
 uint32_t NextCodePoint(std::string_view s, size_t& i) {
   uint8_t c = static_cast<uint8_t>(s[i]);
   size_t n = c < 0x80 ? 0 : c < 0xe0 ? 1 : c < 0xf0 ? 2 : 3;
@@ -181,7 +147,7 @@ std::string ALabelProblem(std::string_view label) {
 Result<std::string> NormalizeDomain(std::string_view input) {
   if (input.empty()) return DomainError("empty");
   if (input.size() > 1024) return DomainError("longer than 253 octets");
-  if (!ValidUtf8(input)) return DomainError("not valid UTF-8");
+  if (!IsValidUtf8(input)) return DomainError("not valid UTF-8");
   for (char c : input) {
     uint8_t u = static_cast<uint8_t>(c);
     if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f')

@@ -2,6 +2,7 @@
 
 #include "core/base64.h"
 #include "core/hash.h"
+#include "core/utf8.h"
 
 namespace posh::core {
 namespace {
@@ -40,34 +41,11 @@ std::string JsonString(std::string_view s) {
   return out + "\"";
 }
 
-// Keeps valid UTF-8 as is and replaces anything else by '?', so the output stays JSON.
-std::string SanitizeUtf8(std::string_view s) {
-  std::string out;
-  size_t i = 0;
-  while (i < s.size()) {
-    uint8_t c = static_cast<uint8_t>(s[i]);
-    size_t n = c < 0x80                   ? 0
-               : (c >= 0xc2 && c <= 0xdf) ? 1
-               : (c >= 0xe0 && c <= 0xef) ? 2
-               : (c >= 0xf0 && c <= 0xf4) ? 3
-                                          : 99;
-    bool ok = n != 99 && s.size() - i > n;
-    for (size_t k = 1; ok && k <= n; ++k) ok = (static_cast<uint8_t>(s[i + k]) & 0xc0) == 0x80;
-    if (!ok) {
-      out += '?';
-      ++i;
-      continue;
-    }
-    out.append(s.substr(i, n + 1));
-    i += n + 1;
-  }
-  return out;
-}
-
 std::string Kid(const Certificate& cert) {
   std::string name = !cert.common_name.empty() ? cert.common_name : cert.subject;
   if (name.empty()) name = "key";
-  return SanitizeUtf8(name) + ":" + FormatTime(cert.not_before).substr(0, 10);
+  // Names come from certificates: anything not UTF-8 becomes '?' so the output stays JSON.
+  return ReplaceInvalidUtf8(name, "?") + ":" + FormatTime(cert.not_before).substr(0, 10);
 }
 
 std::string Url(const std::vector<uint8_t>& v) { return EncodeBase64(v, Base64Alphabet::kUrl); }

@@ -25,6 +25,7 @@
 #include "fetch/address_policy.h"
 #include "fetch/fetcher.h"
 #include "fetch/url.h"
+#include "util/thread_checker.h"
 
 // CURLOPT_PROTOCOLS_STR needs 7.85, CURLOPT_QUICK_EXIT 7.87 (the CMake requirement).
 #if LIBCURL_VERSION_NUM < 0x075700
@@ -63,8 +64,6 @@ std::string MultiSetoptFailure(CURLMcode code, std::string_view option) {
   } while (0)
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 FetchError MakeError(FetchErrorKind kind, std::string message) {
   return FetchError{kind, std::move(message)};
@@ -197,6 +196,7 @@ class CurlFetcher final : public Fetcher {
   }
 
   ~CurlFetcher() override {
+    POSH_DCHECK_ON_THREAD(loop_thread_);
     alive_.reset();
     for (auto& [handle, transfer] : transfers_) {
       curl_multi_remove_handle(multi_, transfer->easy);
@@ -216,6 +216,7 @@ class CurlFetcher final : public Fetcher {
   }
 
   Handle Fetch(FetchRequest request, FetchCallback cb) override {
+    POSH_DCHECK_ON_THREAD(loop_thread_);
     Handle handle = next_handle_++;
     auto fail = [&](FetchErrorKind kind, std::string message) {
       deferred_.emplace(handle, Deferred{std::move(cb), MakeError(kind, std::move(message))});
@@ -233,13 +234,10 @@ class CurlFetcher final : public Fetcher {
     if (parsed->scheme != "https") {
       return fail(FetchErrorKind::kProtocol, "not an https URL (R4)");
     }
-    auto now = Clock::now();
-    if (request.deadline <= now) {
+    if (request.time_left.count() <= 0) {
       return fail(FetchErrorKind::kTimeout, "timeout: deadline passed before the request started");
     }
-    auto remaining =
-        std::chrono::duration_cast<std::chrono::milliseconds>(request.deadline - now).count();
-    if (remaining < 1) remaining = 1;
+    const int64_t remaining = request.time_left.count();
     // Connect timeout: the configured one (0 or less: none of its own), never past the deadline.
     int64_t connect_ms = options_.connect_timeout.count() > 0
                              ? std::min<int64_t>(options_.connect_timeout.count(), remaining)
@@ -303,6 +301,7 @@ class CurlFetcher final : public Fetcher {
   }
 
   void Cancel(Handle handle) override {
+    POSH_DCHECK_ON_THREAD(loop_thread_);
     if (deferred_.erase(handle) > 0) return;
     auto it = transfers_.find(handle);
     if (it == transfers_.end()) return;
@@ -524,6 +523,9 @@ class CurlFetcher final : public Fetcher {
   bool closing_ = false;
   std::string init_failure_;  // multi handle setup failed: every fetch fails with this
   std::shared_ptr<bool> alive_;
+  // Debug builds: Fetch, Cancel and the destructor run on the loop thread (the first one
+  // to call them), as fetcher.h requires.
+  util::ThreadChecker loop_thread_;
 };
 
 }  // namespace

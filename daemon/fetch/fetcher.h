@@ -32,9 +32,11 @@ struct FetchError {
 };
 
 struct FetchRequest {
-  std::string url;                                 // absolute https URL
-  size_t max_body = 64 * 1024;                     // R7
-  std::chrono::steady_clock::time_point deadline;  // whole-retrieval deadline (R7)
+  std::string url;              // absolute https URL
+  size_t max_body = 64 * 1024;  // R7
+  // What is left of the whole-retrieval deadline (R7). The caller keeps the deadline on its
+  // injected Clock; the fetcher only needs the budget, measured from when Fetch() is called.
+  std::chrono::milliseconds time_left{10000};
 };
 
 struct FetchResponse {

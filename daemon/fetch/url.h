@@ -1,5 +1,6 @@
-// Absolute URL parsing (libcurl's URL API, so that we read URLs exactly as curl does) and
-// curl --connect-to rule matching. No I/O.
+// URLs as the fetcher needs them: absolute URL parsing (core/url: libcurl's URL API, so that
+// we read URLs exactly as curl does; shared with the core's R11 check) and curl
+// --connect-to rule matching. No I/O.
 #pragma once
 
 #include <optional>
@@ -7,22 +8,13 @@
 #include <string_view>
 #include <vector>
 
-#include "core/result.h"
+#include "core/url.h"
 
 namespace posh::fetch {
 
-struct ParsedUrl {
-  std::string scheme;  // lower case
-  std::string host;    // lower case; IPv6 literal with brackets ("[::1]")
-  int port = 0;        // explicit or the scheme's default
-  std::string path;    // "/" at least
-};
-
-// Absolute URLs only ("scheme://host..."): a relative reference is an error.
-Result<ParsedUrl> ParseAbsoluteUrl(std::string_view url);
-
-// True when `text` starts with an RFC 3986 scheme followed by ':' ("https:", "http:").
-bool HasScheme(std::string_view text);
+using core::HasScheme;
+using core::ParseAbsoluteUrl;
+using core::ParsedUrl;
 
 // Last path segment ("/a/b.json" -> "b.json").
 std::string_view LastPathSegment(std::string_view path);

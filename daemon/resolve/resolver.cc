@@ -27,6 +27,7 @@
 #include "core/document.h"
 #include "fetch/url.h"
 #include "resolve/reference_cache.h"
+#include "util/thread_checker.h"
 
 namespace posh::resolve {
 namespace {
@@ -162,7 +163,7 @@ struct Resolver::Impl {
     std::string service;
     Callback cb;
     ResolverOptions options;
-    std::chrono::steady_clock::time_point deadline;
+    int64_t deadline_ms = 0;  // R7, on clock.MonotonicMs()
     size_t template_index = 0;
     bool draft_template = false;  // the current template is the seed draft's (R6 path rule)
     int redirects = 0;
@@ -183,8 +184,8 @@ struct Resolver::Impl {
   struct Flight {
     FlightId id = 0;
     std::string reference_url;
-    std::string url;                                 // URL being fetched
-    std::chrono::steady_clock::time_point deadline;  // of the job that started it (R7)
+    std::string url;          // URL being fetched
+    int64_t deadline_ms = 0;  // of the job that started it (R7), on clock.MonotonicMs()
     size_t max_body = 0;
     int max_redirects = 0;
     int redirects = 0;
@@ -203,7 +204,7 @@ struct Resolver::Impl {
     std::string url;                     // failure: the URL that failed
     Failure failure;
     bool timeout = false;  // a fetch timeout, relative to the flight's deadline
-    std::chrono::steady_clock::time_point deadline;
+    int64_t deadline_ms = 0;
   };
 
   Impl(fetch::Fetcher& f, const Clock& c, ResolverOptions o, ResolverCounters k)
@@ -221,6 +222,12 @@ struct Resolver::Impl {
     return o;
   }
 
+  // The fetcher is given the budget, not the deadline: the deadline lives on the injected
+  // clock, which the fetcher does not share (a FakeClock in tests).
+  std::chrono::milliseconds TimeLeft(int64_t deadline_ms) const {
+    return std::chrono::milliseconds(deadline_ms - clock.MonotonicMs());
+  }
+
   static void Bump(std::atomic<uint64_t>* counter) {
     if (counter != nullptr) counter->fetch_add(1, std::memory_order_relaxed);
   }
@@ -232,7 +239,7 @@ struct Resolver::Impl {
     job->service = std::move(service);
     job->cb = std::move(cb);
     job->options = options;
-    job->deadline = std::chrono::steady_clock::now() + job->options.timeout;
+    job->deadline_ms = clock.MonotonicMs() + job->options.timeout.count();
     Job& j = *job;
     jobs.emplace(j.id, std::move(job));
     StartTemplate(j);
@@ -253,7 +260,7 @@ struct Resolver::Impl {
     fetch::FetchRequest req;
     req.url = j.url;
     req.max_body = j.options.max_body;
-    req.deadline = j.deadline;
+    req.time_left = TimeLeft(j.deadline_ms);
     Handle id = j.id;
     j.fetching = true;
     j.fetch = fetcher.Fetch(std::move(req),
@@ -352,7 +359,7 @@ struct Resolver::Impl {
       Flight& f = *flights.at(reg->second);
       // Joining a flight with a later deadline would let this job run past its own (R7);
       // other limits must be the job's own for the outcome to be the one it would get.
-      if (f.deadline <= j.deadline && f.max_body == j.options.max_body &&
+      if (f.deadline_ms <= j.deadline_ms && f.max_body == j.options.max_body &&
           f.max_redirects == j.options.max_redirects) {
         CountShared(j);
         f.waiters.push_back(j.id);
@@ -368,7 +375,7 @@ struct Resolver::Impl {
     Flight& f = *owned;
     f.id = next_flight_id++;
     f.reference_url = j.reference_url;
-    f.deadline = j.deadline;
+    f.deadline_ms = j.deadline_ms;
     f.max_body = j.options.max_body;
     f.max_redirects = j.options.max_redirects;
     f.seen.insert(j.reference_url);
@@ -388,7 +395,7 @@ struct Resolver::Impl {
     fetch::FetchRequest req;
     req.url = f.url;
     req.max_body = f.max_body;
-    req.deadline = f.deadline;
+    req.time_left = TimeLeft(f.deadline_ms);
     FlightId id = f.id;
     f.fetch = fetcher.Fetch(
         std::move(req), [this, id](fetch::FetchResult r) { OnFlightFetched(id, std::move(r)); });
@@ -458,7 +465,7 @@ struct Resolver::Impl {
   // to need the target fetches it again.
   void EndFlight(Flight& f, Outcome o) {
     o.url = f.url;
-    o.deadline = f.deadline;
+    o.deadline_ms = f.deadline_ms;
     if (!o.target) o.hops = std::move(f.hops);
     auto reg = flight_by_url.find(f.reference_url);
     if (reg != flight_by_url.end() && reg->second == f.id) flight_by_url.erase(reg);
@@ -471,7 +478,7 @@ struct Resolver::Impl {
   // Each callback may cancel other waiters, start resolutions, or destroy the Resolver.
   void Dispatch(const std::vector<Handle>& waiters, uint32_t requests, const Outcome& o) {
     std::shared_ptr<bool> still_alive = alive;
-    std::vector<std::pair<std::chrono::steady_clock::time_point, Handle>> retry;
+    std::vector<std::pair<int64_t, Handle>> retry;
     bool reported = false;
     for (Handle id : waiters) {
       auto it = jobs.find(id);
@@ -485,8 +492,8 @@ struct Resolver::Impl {
       }
       // A timeout is the flight's deadline passing; a job with time left tries again, as it
       // would have had it fetched alone (unless the hops already refuse it).
-      if (o.timeout && j.deadline > o.deadline && !ReplayRefuses(j, o.hops)) {
-        retry.emplace_back(j.deadline, id);
+      if (o.timeout && j.deadline_ms > o.deadline_ms && !ReplayRefuses(j, o.hops)) {
+        retry.emplace_back(j.deadline_ms, id);
         continue;
       }
       if (o.target) {
@@ -631,25 +638,42 @@ struct Resolver::Impl {
   std::unordered_map<std::string, FlightId> flight_by_url;  // the flight to join, per URL
   // Cleared by the destructor: Dispatch stops when a callback destroyed the Resolver.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  util::ThreadChecker loop_thread;  // the one thread every entry point runs on (debug check)
 };
 
 Resolver::Resolver(fetch::Fetcher& fetcher, const Clock& clock, ResolverOptions options,
                    ResolverCounters counters)
     : impl_(std::make_unique<Impl>(fetcher, clock, std::move(options), counters)) {}
 
-Resolver::~Resolver() { impl_->CancelAll(); }
+// Every entry point runs on the loop thread (the fetcher's callbacks come back there too);
+// debug builds check it. The state needs no lock.
+Resolver::~Resolver() {
+  POSH_DCHECK_ON_THREAD(impl_->loop_thread);
+  impl_->CancelAll();
+}
 
 Resolver::Handle Resolver::Resolve(std::string domain, std::string service, Callback cb) {
+  POSH_DCHECK_ON_THREAD(impl_->loop_thread);
   return impl_->Start(std::move(domain), std::move(service), std::move(cb));
 }
 
-void Resolver::Cancel(Handle handle) { impl_->Cancel(handle); }
+void Resolver::Cancel(Handle handle) {
+  POSH_DCHECK_ON_THREAD(impl_->loop_thread);
+  impl_->Cancel(handle);
+}
 
-size_t Resolver::InFlight() const { return impl_->jobs.size(); }
+size_t Resolver::InFlight() const {
+  POSH_DCHECK_ON_THREAD(impl_->loop_thread);
+  return impl_->jobs.size();
+}
 
-size_t Resolver::CachedReferenceTargets() const { return impl_->cache.size(); }
+size_t Resolver::CachedReferenceTargets() const {
+  POSH_DCHECK_ON_THREAD(impl_->loop_thread);
+  return impl_->cache.size();
+}
 
 void Resolver::SetOptions(ResolverOptions options) {
+  POSH_DCHECK_ON_THREAD(impl_->loop_thread);
   impl_->options = Impl::Normalize(std::move(options));
   impl_->cache.SetCapacity(impl_->options.reference_cache_entries);
 }

@@ -1,7 +1,6 @@
 #include "server/answer_cache.h"
 
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
 namespace posh::server {
@@ -30,7 +29,7 @@ AnswerCache::Shard& AnswerCache::ShardFor(const cache::Entry* entry) {
 bool AnswerCache::Get(const cache::Key& key, const std::shared_ptr<const cache::Entry>& entry,
                       grpc::Slice* out) const {
   const Shard& s = ShardFor(entry.get());
-  std::shared_lock lock(s.mu);
+  util::ReaderMutexLock lock(&s.mu);
   auto it = s.map.find(entry.get());
   if (it == s.map.end()) return false;
   const Answer& a = it->second;
@@ -48,7 +47,7 @@ void AnswerCache::Put(const cache::Key& key, const std::shared_ptr<const cache::
   const cache::Entry* id = entry.get();
   Shard& s = ShardFor(id);
   std::vector<Answer> dropped;  // released after the lock
-  std::unique_lock lock(s.mu);
+  util::WriterMutexLock lock(&s.mu);
   if (auto it = s.map.find(id); it != s.map.end()) {
     s.bytes -= Cost(it->second);
     dropped.push_back(std::move(it->second));
@@ -67,7 +66,7 @@ void AnswerCache::Put(const cache::Key& key, const std::shared_ptr<const cache::
 size_t AnswerCache::Size() const {
   size_t n = 0;
   for (const Shard& s : shards_) {
-    std::shared_lock lock(s.mu);
+    util::ReaderMutexLock lock(&s.mu);
     n += s.map.size();
   }
   return n;

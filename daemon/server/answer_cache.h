@@ -13,10 +13,10 @@
 
 #include <cstddef>
 #include <memory>
-#include <shared_mutex>
 #include <unordered_map>
 
 #include "cache/store.h"
+#include "util/mutex.h"
 
 namespace posh::server {
 
@@ -42,9 +42,9 @@ class AnswerCache {
     grpc::Slice bytes;
   };
   struct alignas(64) Shard {
-    mutable std::shared_mutex mu;
-    std::unordered_map<const cache::Entry*, Answer> map;
-    size_t bytes = 0;
+    mutable util::SharedMutex mu;
+    std::unordered_map<const cache::Entry*, Answer> map ABSL_GUARDED_BY(mu);
+    size_t bytes ABSL_GUARDED_BY(mu) = 0;
   };
   static size_t Cost(const Answer& a);
   static size_t ShardIndex(const cache::Entry* entry);

@@ -16,7 +16,14 @@ bool ScalarToString(const toml::node& node, std::string* out) {
   if (auto s = node.as_string()) {
     *out = s->get();
   } else if (auto i = node.as_integer()) {
-    *out = std::to_string(i->get());
+    // An integer written in octal (socket-mode = 0o660) stays octal: the flag's form.
+    if ((i->flags() & toml::value_flags::format_as_octal) != toml::value_flags::none) {
+      std::ostringstream oct;
+      oct << '0' << std::oct << i->get();
+      *out = oct.str();
+    } else {
+      *out = std::to_string(i->get());
+    }
   } else if (auto b = node.as_boolean()) {
     *out = b->get() ? "true" : "false";
   } else {
@@ -26,13 +33,6 @@ bool ScalarToString(const toml::node& node, std::string* out) {
 }
 
 }  // namespace
-
-bool IsReloadableSetting(const std::string& key) {
-  return key == "fetch-timeout" || key == "max-body" || key == "max-ttl" || key == "negative-ttl" ||
-         key == "error-ttl" || key == "stale-ttl" || key == "log-level" || key == "ca-file" ||
-         key == "max-entries" || key == "snapshot-interval" || key == "max-concurrent-retrievals" ||
-         key == "max-queued-retrievals" || key == "jostle-timeout";
-}
 
 Result<bool> LoadConfigFile(const std::string& path, DaemonOptions* opts) {
   toml::table table;
@@ -71,6 +71,43 @@ Result<bool> LoadConfigFile(const std::string& path, DaemonOptions* opts) {
     }
   }
   return true;
+}
+
+Result<DaemonOptions> BuildOptions(int argc, char** argv) {
+  // A first pass finds --config (and rejects bad flags before the file is read).
+  DaemonOptions probe;
+  auto parsed = ParseFlags(argc, argv, &probe);
+  if (!parsed) return Fail(parsed.error());
+  DaemonOptions opts;
+  opts.socket_path = DefaultSocketPath();
+  if (!probe.config_file.empty()) {
+    auto loaded = LoadConfigFile(probe.config_file, &opts);
+    if (!loaded) return Fail(loaded.error());
+  }
+  auto again = ParseFlags(argc, argv, &opts);
+  if (!again) return Fail(again.error());
+  return opts;
+}
+
+std::vector<std::string> SettingsNeedingRestart(const DaemonOptions& running,
+                                                const DaemonOptions& reloaded) {
+  std::vector<std::string> out;
+  auto check = [&](const char* key, bool changed) {
+    if (changed) out.emplace_back(key);
+  };
+  const DaemonOptions& r = running;
+  const DaemonOptions& n = reloaded;
+  check("socket", n.socket_path != r.socket_path);
+  check("socket-mode", n.socket_mode != r.socket_mode);
+  check("state-dir", n.state_dir != r.state_dir);
+  check("metrics-listen", n.metrics_listen != r.metrics_listen);
+  check("loop-niceness", n.loop_niceness != r.loop_niceness);
+  check("connect-to", n.fetcher.connect_to != r.fetcher.connect_to);
+  check("allow-private-addresses",
+        n.fetcher.allow_private_addresses != r.fetcher.allow_private_addresses);
+  check("max-connections", n.max_connections != r.max_connections);
+  check("max-request-bytes", n.max_request_bytes != r.max_request_bytes);
+  return out;
 }
 
 }  // namespace posh::server

@@ -20,8 +20,16 @@ EventLoop::~EventLoop() {
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&async_))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
   }
+  // This thread runs the loop from here on (the loop thread, if any, has been joined):
+  // callbacks that assert the loop thread run here.
+  thread_id_ = std::this_thread::get_id();
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+}
+
+void EventLoop::FailOffLoopThread() {
+  std::fprintf(stderr, "poshd: loop-thread-only code called from another thread\n");
+  std::abort();
 }
 
 void EventLoop::Start(Task on_start, Task on_stop) {
@@ -40,7 +48,7 @@ bool EventLoop::Post(Task task) {
   // that passed the check has finished its send before the close, and a later one refuses
   // without touching the handle, whatever order the owner tears down in. uv_async_send is
   // thread-safe and does not block: sending under our own lock is fine.
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(&mu_);
   if (stopping_) return false;
   queue_.push_back(std::move(task));
   uv_async_send(&async_);
@@ -50,10 +58,11 @@ bool EventLoop::Post(Task task) {
 void EventLoop::OnAsync(uv_async_t* handle) { static_cast<EventLoop*>(handle->data)->Drain(); }
 
 void EventLoop::Drain() {
+  AssertOnLoopThread();
   std::vector<Task> batch;
   bool stop = false;
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(&mu_);
     batch.swap(queue_);
     stop = stopping_;
   }
@@ -75,7 +84,7 @@ void EventLoop::Drain() {
 
 void EventLoop::Stop() {
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(&mu_);
     if (!stopping_) {
       stopping_ = true;
       // The last wake-up ever sent: under mu_ and in the same critical section that sets

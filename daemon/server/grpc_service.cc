@@ -121,7 +121,8 @@ grpc::ByteBuffer VerifyResponseBuffer(const cache::Key& key, const VerifyAnswer&
 std::shared_ptr<const core::Certificate> LeafCache::Get(std::string_view der) {
   const size_t h = std::hash<std::string_view>{}(der);
   Shard& s = ShardFor(h);
-  std::shared_lock lock(s.mu);  // readers (every Verify of a known peer) never block each other
+  util::ReaderMutexLock lock(
+      &s.mu);  // readers (every Verify of a known peer) never block each other
   auto it = s.map.find(der);
   return it == s.map.end() ? nullptr : it->second;
 }
@@ -130,7 +131,7 @@ void LeafCache::Put(std::string_view der, std::shared_ptr<const core::Certificat
   const size_t h = std::hash<std::string_view>{}(der);
   Shard& s = ShardFor(h);
   std::shared_ptr<const core::Certificate> dropped;  // released after the lock
-  std::unique_lock lock(s.mu);
+  util::WriterMutexLock lock(&s.mu);
   if (s.map.size() >= kPerShard && s.map.find(der) == s.map.end()) {
     auto victim = s.map.begin();
     dropped = std::move(victim->second);

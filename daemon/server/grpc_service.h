@@ -9,8 +9,6 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -18,6 +16,7 @@
 #include "posh/v1/resolver.grpc.pb.h"
 #include "server/answer_cache.h"
 #include "server/posh_service.h"
+#include "util/mutex.h"
 
 namespace posh::server {
 
@@ -42,9 +41,9 @@ class LeafCache {
     }
   };
   struct alignas(64) Shard {
-    std::shared_mutex mu;
+    util::SharedMutex mu;
     std::unordered_map<std::string, std::shared_ptr<const core::Certificate>, Hash, std::equal_to<>>
-        map;
+        map ABSL_GUARDED_BY(mu);
   };
   Shard& ShardFor(size_t hash) { return shards_[hash % kShards]; }
   Shard shards_[kShards];

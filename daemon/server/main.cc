@@ -39,6 +39,7 @@
 
 namespace {
 
+using posh::server::BuildOptions;
 using posh::server::DaemonOptions;
 
 // Is some process accepting on this unix socket path?
@@ -99,22 +100,6 @@ void SaveSnapshot(const DaemonOptions& o, posh::cache::Store& store, const posh:
   }
 }
 
-// Defaults, then the config file, then the flags (flags win). Exit code in Error::code.
-posh::Result<DaemonOptions> BuildOptions(int argc, char** argv) {
-  DaemonOptions probe;
-  auto parsed = posh::server::ParseFlags(argc, argv, &probe);
-  if (!parsed) return posh::Fail(parsed.error());
-  DaemonOptions opts;
-  opts.socket_path = posh::server::DefaultSocketPath();
-  if (!probe.config_file.empty()) {
-    auto loaded = posh::server::LoadConfigFile(probe.config_file, &opts);
-    if (!loaded) return posh::Fail(loaded.error());
-  }
-  auto again = posh::server::ParseFlags(argc, argv, &opts);
-  if (!again) return posh::Fail(again.error());
-  return opts;
-}
-
 // Every client connection is a descriptor, and so is every retrieval (up to
 // --max-concurrent-retrievals, plus the fetcher's idle connections) and a few dozen of
 // poshd's own. When --max-connections does not fit under the open-files limit, accept(2)
@@ -157,19 +142,9 @@ void Reload(int argc, char** argv, DaemonOptions& current, posh::server::PoshSer
     return;
   }
   DaemonOptions& n = *next;
-  auto restart_needed = [&](const char* what, bool changed) {
-    if (changed) POSH_LOG_WARN("reload: %s changed; it takes effect after a restart", what);
-  };
-  restart_needed("socket", n.socket_path != current.socket_path);
-  restart_needed("socket-mode", n.socket_mode != current.socket_mode);
-  restart_needed("state-dir", n.state_dir != current.state_dir);
-  restart_needed("metrics-listen", n.metrics_listen != current.metrics_listen);
-  restart_needed("loop-niceness", n.loop_niceness != current.loop_niceness);
-  restart_needed("connect-to", n.fetcher.connect_to != current.fetcher.connect_to);
-  restart_needed("allow-private-addresses",
-                 n.fetcher.allow_private_addresses != current.fetcher.allow_private_addresses);
-  restart_needed("max-connections", n.max_connections != current.max_connections);
-  restart_needed("max-request-bytes", n.max_request_bytes != current.max_request_bytes);
+  for (const std::string& key : posh::server::SettingsNeedingRestart(current, n)) {
+    POSH_LOG_WARN("reload: %s changed; it takes effect after a restart", key.c_str());
+  }
   posh::log::SetLevel(n.log_level);
   service.UpdateOptions(n.service);
   store.SetMaxEntries(n.max_entries);

@@ -219,7 +219,14 @@ Result<bool> ParseFlags(int argc, char** argv, DaemonOptions* o) {
       has_value = true;
     }
     if (!has_value && !IsBooleanFlag(key)) {
-      if (i + 1 >= argc) return Fail(Error{64, "--" + key + " needs a value"});
+      if (i + 1 >= argc) {
+        DaemonOptions probe;  // a known flag lacks its value; an unknown one is just unknown
+        auto known = ApplySetting(key, "", &probe);
+        if (!known && known.error().message.rfind("unknown setting", 0) == 0) {
+          return Fail(Error{64, "unknown flag --" + key});
+        }
+        return Fail(Error{64, "--" + key + " needs a value"});
+      }
       value = argv[++i];
     }
     if (key == "connect-to" && !connect_to_seen) {

@@ -70,6 +70,7 @@ PoshService::PoshService(EventLoop& loop, cache::Store& store, const Clock& cloc
 PoshService::~PoshService() = default;
 
 void PoshService::StartOnLoop() {
+  POSH_DCHECK_ON_LOOP(loop_);
   fetcher_ = fetcher_factory_(loop_.uv());
   resolver_ = std::make_unique<resolve::Resolver>(
       *fetcher_, clock_, options_.resolver,
@@ -93,6 +94,7 @@ std::shared_ptr<const cache::Entry> PoshService::ShuttingDownEntry() {
 }
 
 void PoshService::StopOnLoop() {
+  POSH_DCHECK_ON_LOOP(loop_);
   stopped_ = true;
   auto pending = std::move(in_flight_);
   in_flight_.clear();
@@ -117,6 +119,7 @@ void PoshService::StopOnLoop() {
 
 void PoshService::ReplaceFetcher(FetcherFactory factory) {
   loop_.Post([this, factory = std::move(factory)] {
+    POSH_DCHECK_ON_LOOP(loop_);
     if (stopped_) return;
     fetcher_factory_ = factory;
     retired_.push_back(Retired{std::move(fetcher_), std::move(resolver_)});
@@ -177,6 +180,7 @@ PoshService::MissTicket PoshService::LookupMiss(const cache::Key& key, bool refr
   const MissTicket ticket = next_ticket_.fetch_add(1, std::memory_order_relaxed);
   auto shared_cb = std::make_shared<LookupCallback>(std::move(cb));
   bool posted = loop_.Post([this, key, refresh, ticket, shared_cb] {
+    POSH_DCHECK_ON_LOOP(loop_);
     OnMissOnLoop(key, refresh, ticket, std::move(*shared_cb));
   });
   if (!posted) {
@@ -190,7 +194,10 @@ void PoshService::Abandon(MissTicket ticket) {
   if (ticket == 0) return;
   // Posted after the miss itself (the caller had the ticket only once LookupMiss returned),
   // so the loop always sees the miss first.
-  loop_.Post([this, ticket] { AbandonOnLoop(ticket); });
+  loop_.Post([this, ticket] {
+    POSH_DCHECK_ON_LOOP(loop_);
+    AbandonOnLoop(ticket);
+  });
 }
 
 void PoshService::AbandonOnLoop(MissTicket ticket) {
@@ -226,6 +233,7 @@ void PoshService::PostLaunchQueuedOnLoop() {
   if (queue_.empty() || launch_posted_) return;
   launch_posted_ = true;
   loop_.Post([this] {
+    POSH_DCHECK_ON_LOOP(loop_);
     launch_posted_ = false;
     LaunchQueuedOnLoop();
   });
@@ -276,17 +284,18 @@ void PoshService::TrimMemoryWhenIdleOnLoop() {
 }
 
 void PoshService::ClearRefreshPosted(const std::string& map_key) {
-  std::lock_guard lock(refresh_mu_);
+  util::MutexLock lock(&refresh_mu_);
   refresh_posted_.erase(map_key);
 }
 
 void PoshService::MaybeStartBackgroundRefresh(const cache::Key& key) {
   std::string mk = MapKey(key);
   {
-    std::lock_guard lock(refresh_mu_);
+    util::MutexLock lock(&refresh_mu_);
     if (!refresh_posted_.insert(mk).second) return;  // already on its way
   }
   bool posted = loop_.Post([this, key, mk] {
+    POSH_DCHECK_ON_LOOP(loop_);
     if (stopped_) return;
     if (in_flight_.count(mk)) return;  // cleared when that retrieval completes
     // Re-check on the loop: another retrieval may have just replaced the entry.
@@ -330,7 +339,7 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bo
   Flight& flight = in_flight_[mk];
   flight.key = key;
   flight.background = background;
-  flight.started_ms = clock_.NowMs();
+  flight.started_ms = clock_.MonotonicMs();
   if (waiter.cb) {
     if (waiter.ticket != 0) ticket_flights_.emplace(waiter.ticket, mk);
     flight.waiters.push_back(std::move(waiter));
@@ -349,7 +358,7 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bo
   const size_t cap = std::max<size_t>(1, options_.max_queued_retrievals);
   while (queue_.size() > cap) {
     std::string victim = queue_.front();
-    if (const uint64_t n = queue_full_log_.Due(clock_.NowMs())) {
+    if (const uint64_t n = queue_full_log_.Due(clock_.MonotonicMs())) {
       POSH_LOG_WARN(
           "retrieval queue full (%zu, --max-queued-retrievals): dropping the retrieval "
           "for %s (%llu dropped for this since the last report)",
@@ -373,10 +382,11 @@ void PoshService::LaunchOnLoop(const std::string& mk, Flight& flight) {
   }
   flight.running = true;
   flight.running_pos = running_order_.insert(running_order_.end(), mk);
-  flight.started_ms = clock_.NowMs();
+  flight.started_ms = clock_.MonotonicMs();
   flight.resolver = resolver_.get();
   const cache::Key key = flight.key;
   flight.handle = resolver_->Resolve(key.domain, key.service, [this, key](resolve::Resolution r) {
+    POSH_DCHECK_ON_LOOP(loop_);
     OnResolvedOnLoop(key, std::move(r));
   });
 }
@@ -387,7 +397,7 @@ bool PoshService::HasRetrievalSlot() const {
 
 void PoshService::LaunchQueuedOnLoop() {
   if (stopped_) return;
-  const int64_t now = clock_.NowMs();
+  const int64_t now = clock_.MonotonicMs();
   while (!queue_.empty() && HasRetrievalSlot()) {
     // FIFO while the queue moves; when its head has waited past the jostle timeout the
     // daemon is overloaded, and the newest retrieval goes first (adaptive LIFO): its
@@ -404,7 +414,7 @@ void PoshService::LaunchQueuedOnLoop() {
 
 void PoshService::JostleOnLoop() {
   if (stopped_ || options_.jostle_timeout_ms <= 0) return;
-  const int64_t now = clock_.NowMs();
+  const int64_t now = clock_.MonotonicMs();
   // Unbound's jostle-timeout: while retrievals wait for a slot, one that has run longer
   // than the timeout (an origin that does not answer, a slow body) gives its slot up.
   while (!queue_.empty() && !HasRetrievalSlot() && !running_order_.empty()) {
@@ -438,11 +448,12 @@ void PoshService::ArmJostleTimerOnLoop() {
   }
   // Due when the oldest running retrieval passes the jostle timeout.
   const int64_t due = in_flight_[running_order_.front()].started_ms + options_.jostle_timeout_ms;
-  const int64_t wait = std::max<int64_t>(1, due - clock_.NowMs() + 1);
+  const int64_t wait = std::max<int64_t>(1, due - clock_.MonotonicMs() + 1);
   uv_timer_start(
       jostle_timer_,
       [](uv_timer_t* t) {
         auto* self = static_cast<PoshService*>(t->data);
+        POSH_DCHECK_ON_LOOP(self->loop_);
         self->JostleOnLoop();
         self->LaunchQueuedOnLoop();
       },
@@ -459,7 +470,7 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
 
   const int64_t now = clock_.NowMs();
   stats_.fetches.fetch_add(r.requests, std::memory_order_relaxed);
-  stats_.retrieval_latency.Record(static_cast<double>(now - flight.started_ms));
+  stats_.retrieval_latency.Record(static_cast<double>(clock_.MonotonicMs() - flight.started_ms));
 
   std::shared_ptr<const cache::Entry> entry;
   bool stale = false;
@@ -516,7 +527,12 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
   store_.Put(key, entry);
   ClearRefreshPosted(mk);
   for (auto& w : flight.waiters) w.cb(LookupAnswer{entry, false, stale});
-  if (!retired_.empty()) loop_.Post([this] { CollectRetiredOnLoop(); });
+  if (!retired_.empty()) {
+    loop_.Post([this] {
+      POSH_DCHECK_ON_LOOP(loop_);
+      CollectRetiredOnLoop();
+    });
+  }
   TrimMemoryWhenIdleOnLoop();
 }
 
@@ -578,6 +594,7 @@ VerifyAnswer PoshService::Judge(LookupAnswer lookup, const core::Certificate& le
 
 void PoshService::UpdateOptions(ServiceOptions options) {
   loop_.Post([this, options = std::move(options)] {
+    POSH_DCHECK_ON_LOOP(loop_);
     options_ = options;
     lifetimes_ = options.lifetimes;
     if (resolver_) resolver_->SetOptions(options.resolver);

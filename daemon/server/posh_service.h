@@ -10,7 +10,6 @@
 #include <functional>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,6 +23,7 @@
 #include "resolve/resolver.h"
 #include "server/event_loop.h"
 #include "util/clock.h"
+#include "util/mutex.h"
 
 namespace posh::server {
 
@@ -88,6 +88,11 @@ struct ServiceStats {
   int64_t started_at_ms = 0;  // set once at construction
 };
 
+// Threads: the methods say where they run. State only the loop thread touches is
+// ABSL_GUARDED_BY(loop_) (the EventLoop is the "loop thread" capability); the *OnLoop
+// helpers require it, and every way into the loop (StartOnLoop/StopOnLoop, posted tasks,
+// resolver and timer callbacks) asserts it with POSH_DCHECK_ON_LOOP, checked in debug
+// builds.
 class PoshService {
  public:
   // Creates the fetcher on the loop thread (tests inject fakes).
@@ -97,8 +102,8 @@ class PoshService {
               FetcherFactory fetcher_factory);
   ~PoshService();
 
-  // Loop thread: create / destroy the fetcher and resolver. StopOnLoop answers every
-  // waiter with a "shutting down" error.
+  // Loop thread (asserted): create / destroy the fetcher and resolver. StopOnLoop answers
+  // every waiter with a "shutting down" error.
   void StartOnLoop();
   void StopOnLoop();
 
@@ -151,7 +156,7 @@ class PoshService {
     std::vector<Waiter> waiters;
     resolve::Resolver::Handle handle = 0;
     resolve::Resolver* resolver = nullptr;
-    int64_t started_ms = 0;   // queued at, then launched at
+    int64_t started_ms = 0;   // queued at, then launched at (clock_.MonotonicMs())
     bool background = false;  // a refresh the cache needs: kept when nobody waits
     bool queued = false;
     bool running = false;
@@ -159,29 +164,36 @@ class PoshService {
     std::list<std::string>::iterator running_pos;  // valid while running
   };
 
-  void OnMissOnLoop(cache::Key key, bool refresh, MissTicket ticket, LookupCallback cb);
-  void StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bool background);
-  void LaunchOnLoop(const std::string& mk, Flight& flight);
-  void LaunchQueuedOnLoop();
-  void PostLaunchQueuedOnLoop();
-  bool HasRetrievalSlot() const;  // loop thread: running_ below max_concurrent_retrievals
-  void OnResolvedOnLoop(const cache::Key& key, resolve::Resolution resolution);
-  void AbandonOnLoop(MissTicket ticket);
+  void OnMissOnLoop(cache::Key key, bool refresh, MissTicket ticket, LookupCallback cb)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bool background)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void LaunchOnLoop(const std::string& mk, Flight& flight) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void LaunchQueuedOnLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void PostLaunchQueuedOnLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  // running_order_ below max_concurrent_retrievals.
+  bool HasRetrievalSlot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void OnResolvedOnLoop(const cache::Key& key, resolve::Resolution resolution)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void AbandonOnLoop(MissTicket ticket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
   // Takes `mk`'s flight out of the queue / running list and the table; cancels its
   // retrieval when `cancel` (not when the retrieval has just finished). The flight is
   // returned so that its waiters can be answered last.
-  Flight RemoveFlightOnLoop(const std::string& mk, bool cancel);
+  Flight RemoveFlightOnLoop(const std::string& mk, bool cancel)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
   // Removes and cancels a flight that will not complete (abandoned, queue full, displaced),
   // counted in `counter`; its key may be refreshed again.
-  Flight DropFlightOnLoop(const std::string& mk, std::atomic<uint64_t>& counter);
+  Flight DropFlightOnLoop(const std::string& mk, std::atomic<uint64_t>& counter)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
   // Answers a flight's waiters with an error that is not stored in the cache (the failure
   // says nothing about the domain): queue full, displaced, shutting down.
-  void FailFlightOnLoop(Flight flight, const std::shared_ptr<const cache::Entry>& entry);
+  void FailFlightOnLoop(Flight flight, const std::shared_ptr<const cache::Entry>& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
   // Displaces running retrievals that have run longer than jostle_timeout while work waits.
-  void JostleOnLoop();
-  void ArmJostleTimerOnLoop();
-  void UpdateQueueStatsOnLoop();
-  void TrimMemoryWhenIdleOnLoop();
+  void JostleOnLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void ArmJostleTimerOnLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void UpdateQueueStatsOnLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  void TrimMemoryWhenIdleOnLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
   // An error answer about poshd itself (shutting down, overloaded): never stored.
   static std::shared_ptr<const cache::Entry> ServiceErrorEntry(resolve::ErrorKind kind,
                                                                std::string why);
@@ -194,33 +206,37 @@ class PoshService {
   EventLoop& loop_;
   cache::Store& store_;
   const Clock& clock_;
-  ServiceOptions options_;      // loop thread after start
-  cache::Lifetimes lifetimes_;  // loop thread
-  FetcherFactory fetcher_factory_;
+  ServiceOptions options_ ABSL_GUARDED_BY(loop_);
+  cache::Lifetimes lifetimes_ ABSL_GUARDED_BY(loop_);
+  FetcherFactory fetcher_factory_ ABSL_GUARDED_BY(loop_);
   ServiceStats stats_;
 
   // Keys with a background refresh posted and not finished: at most one post per refresh,
   // however many hits arrive meanwhile (touched only in refresh windows, not on plain hits).
-  std::mutex refresh_mu_;
-  std::unordered_set<std::string> refresh_posted_;  // guarded by refresh_mu_
-  void ClearRefreshPosted(const std::string& map_key);
+  util::Mutex refresh_mu_;
+  std::unordered_set<std::string> refresh_posted_ ABSL_GUARDED_BY(refresh_mu_);
+  void ClearRefreshPosted(const std::string& map_key) ABSL_LOCKS_EXCLUDED(refresh_mu_);
 
   // Loop thread only.
-  std::unique_ptr<fetch::Fetcher> fetcher_;
-  std::unique_ptr<resolve::Resolver> resolver_;
+  std::unique_ptr<fetch::Fetcher> fetcher_ ABSL_GUARDED_BY(loop_);
+  std::unique_ptr<resolve::Resolver> resolver_ ABSL_GUARDED_BY(loop_);
   struct Retired {
     std::unique_ptr<fetch::Fetcher> fetcher;
     std::unique_ptr<resolve::Resolver> resolver;
   };
-  std::vector<Retired> retired_;
-  void CollectRetiredOnLoop();
-  std::unordered_map<std::string, Flight> in_flight_;
-  std::unordered_map<MissTicket, std::string> ticket_flights_;  // waiting ticket -> flight
-  std::list<std::string> queue_;          // flights waiting for a slot, oldest first
-  std::list<std::string> running_order_;  // running flights, oldest launch first
+  std::vector<Retired> retired_ ABSL_GUARDED_BY(loop_);
+  void CollectRetiredOnLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  std::unordered_map<std::string, Flight> in_flight_ ABSL_GUARDED_BY(loop_);
+  // Waiting ticket -> flight.
+  std::unordered_map<MissTicket, std::string> ticket_flights_ ABSL_GUARDED_BY(loop_);
+  // Flights waiting for a slot, oldest first.
+  std::list<std::string> queue_ ABSL_GUARDED_BY(loop_);
+  // Running flights, oldest launch first.
+  std::list<std::string> running_order_ ABSL_GUARDED_BY(loop_);
   std::atomic<MissTicket> next_ticket_{1};
-  uv_timer_t* jostle_timer_ = nullptr;  // armed while flights wait for a slot
-  size_t flights_peak_ = 0;             // since the last malloc_trim
+  // Armed while flights wait for a slot.
+  uv_timer_t* jostle_timer_ ABSL_GUARDED_BY(loop_) = nullptr;
+  size_t flights_peak_ ABSL_GUARDED_BY(loop_) = 0;  // since the last malloc_trim
   // At most one warning per 10 s for each kind of overload (a storm would flood the log);
   // Due() returns how many events the warning now reports, 0 while it stays quiet.
   struct RateLimitedLog {
@@ -233,9 +249,10 @@ class PoshService {
       return std::exchange(pending, 0);
     }
   };
-  RateLimitedLog queue_full_log_, displaced_log_;  // loop thread
-  bool launch_posted_ = false;                     // a LaunchQueuedOnLoop is posted
-  bool stopped_ = false;
+  RateLimitedLog queue_full_log_ ABSL_GUARDED_BY(loop_);
+  RateLimitedLog displaced_log_ ABSL_GUARDED_BY(loop_);
+  bool launch_posted_ ABSL_GUARDED_BY(loop_) = false;  // a LaunchQueuedOnLoop is posted
+  bool stopped_ ABSL_GUARDED_BY(loop_) = false;
 };
 
 const char* VerdictName(core::Verdict verdict);

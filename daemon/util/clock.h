@@ -1,5 +1,9 @@
-// Injected time. Wall-clock time decides POSH validity (expires, notAfter); tests pass a
-// FakeClock so lifetime logic runs with no sleeping.
+// Injected time. Everything in the daemon that depends on time reads it from a Clock, so
+// tests replay scenarios on a FakeClock with no sleeping (Unbound's testbound):
+//   - NowMs(): wall-clock (Unix) time. Decides POSH validity (expires, notAfter) and the
+//     cache's lifetimes, which are persisted and so must be wall time.
+//   - MonotonicMs(): never jumps. Measures durations on the running daemon: the R7
+//     retrieval deadline, queue waits.
 #pragma once
 
 #include <atomic>
@@ -13,6 +17,8 @@ class Clock {
   virtual ~Clock() = default;
   // Unix time in milliseconds (wall clock).
   virtual int64_t NowMs() const = 0;
+  // Milliseconds on a clock that only moves forward (arbitrary origin).
+  virtual int64_t MonotonicMs() const = 0;
   int64_t NowSeconds() const { return NowMs() / 1000; }
 };
 
@@ -23,17 +29,13 @@ class SystemClock final : public Clock {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
+  int64_t MonotonicMs() const override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
 };
 
-class FakeClock final : public Clock {
- public:
-  explicit FakeClock(int64_t now_ms = 0) : now_ms_(now_ms) {}
-  int64_t NowMs() const override { return now_ms_.load(std::memory_order_relaxed); }
-  void Set(int64_t now_ms) { now_ms_.store(now_ms, std::memory_order_relaxed); }
-  void Advance(int64_t delta_ms) { now_ms_.fetch_add(delta_ms, std::memory_order_relaxed); }
-
- private:
-  std::atomic<int64_t> now_ms_;
-};
+// The FakeClock tests replay scenarios on is in tests/support/fake_clock.h.
 
 }  // namespace posh

@@ -193,30 +193,37 @@ bool AsyncSink::Write(Level level, std::string_view message) {
 }
 
 bool AsyncSink::WriteFormatted(std::string_view line) {
-  std::unique_lock lock(mu_);
-  if (stopped_) {
-    lock.unlock();
+  bool write_now = false;
+  bool was_empty = false;
+  {
+    util::MutexLock lock(&mu_);
+    if (stopped_) {
+      write_now = true;
+    } else {
+      was_empty = tail_ == head_ && dropped_ == 0;
+      // The notice goes where the gap is: before the first line that fits again.
+      if ((dropped_ > 0 && !AppendDropNoticeLocked()) ||
+          capacity_ - (tail_ - head_) < line.size()) {
+        ++dropped_;
+        ++dropped_total_;
+        return false;
+      }
+      PutLocked(line.data(), line.size());
+    }
+  }
+  if (write_now) {
     WriteAll(fd_, line.data(), line.size(), nullptr, 0);
     return true;
   }
-  const bool was_empty = tail_ == head_ && dropped_ == 0;
-  // The notice goes where the gap is: before the first line that fits again.
-  if ((dropped_ > 0 && !AppendDropNoticeLocked()) || capacity_ - (tail_ - head_) < line.size()) {
-    ++dropped_;
-    ++dropped_total_;
-    return false;
-  }
-  PutLocked(line.data(), line.size());
-  lock.unlock();
   // The writer sleeps only when there is nothing to do.
-  if (was_empty) wake_.notify_one();
+  if (was_empty) wake_.Signal();
   return true;
 }
 
 void AsyncSink::Run() {
-  std::unique_lock lock(mu_);
+  mu_.Lock();
   for (;;) {
-    wake_.wait(lock, [&] { return tail_ != head_ || dropped_ > 0 || stopping_; });
+    while (tail_ == head_ && dropped_ == 0 && !stopping_) wake_.Wait(&mu_);
     if (tail_ == head_) {
       if (dropped_ > 0) {
         AppendDropNoticeLocked();  // always fits an empty ring
@@ -228,42 +235,54 @@ void AsyncSink::Run() {
     const size_t off = head % capacity_;
     const size_t n = tail - head;
     const size_t first = std::min(n, capacity_ - off);
-    lock.unlock();
+    mu_.Unlock();
     // Producers only write the free part of the ring: [head, tail) stays as it is.
     bool ok = WriteAll(fd_, ring_.get() + off, first, ring_.get(), n - first);
-    lock.lock();
+    mu_.Lock();
     if (!ok) {
       dropped_total_ += CountLines(ring_.get() + off, first) + CountLines(ring_.get(), n - first);
     }
     head_ = tail;
-    written_.notify_all();
+    written_.SignalAll();
   }
   stopped_ = true;
-  written_.notify_all();
+  written_.SignalAll();
+  mu_.Unlock();
 }
 
 bool AsyncSink::Flush(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
+  util::MutexLock lock(&mu_);
   if (stopped_) return true;
   if (dropped_ > 0) AppendDropNoticeLocked();
   const uint64_t target = tail_;
   if (head_ >= target) return true;
-  wake_.notify_one();
-  return written_.wait_for(lock, timeout, [&] { return head_ >= target || stopped_; });
+  wake_.Signal();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (head_ < target && !stopped_) {
+    if (written_.WaitUntil(&mu_, deadline)) return head_ >= target || stopped_;
+  }
+  return true;
 }
 
 bool AsyncSink::Stop(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  if (!thread_.joinable()) return stopped_;
-  stopping_ = true;
-  wake_.notify_one();
   bool done = true;
-  if (timeout == std::chrono::milliseconds::max()) {
-    written_.wait(lock, [&] { return stopped_; });
-  } else {
-    done = written_.wait_for(lock, timeout, [&] { return stopped_; });
+  {
+    util::MutexLock lock(&mu_);
+    if (!thread_.joinable()) return stopped_;
+    stopping_ = true;
+    wake_.Signal();
+    if (timeout == std::chrono::milliseconds::max()) {
+      while (!stopped_) written_.Wait(&mu_);
+    } else {
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      while (!stopped_) {
+        if (written_.WaitUntil(&mu_, deadline)) {
+          done = stopped_;
+          break;
+        }
+      }
+    }
   }
-  lock.unlock();
   if (done) {
     thread_.join();
   } else {
@@ -273,7 +292,7 @@ bool AsyncSink::Stop(std::chrono::milliseconds timeout) {
 }
 
 uint64_t AsyncSink::dropped_total() const {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(&mu_);
   return dropped_total_;
 }
 

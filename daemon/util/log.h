@@ -14,14 +14,14 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string_view>
 #include <thread>
+
+#include "util/mutex.h"
 
 namespace posh::log {
 
@@ -96,25 +96,27 @@ class AsyncSink {
 
  private:
   void Run();
-  void PutLocked(const char* data, size_t n);
-  bool AppendDropNoticeLocked();
+  void PutLocked(const char* data, size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AppendDropNoticeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One write(2)/writev(2) loop; returns false when the descriptor failed for good.
   bool WriteOut(const char* a, size_t an, const char* b, size_t bn);
 
   const int fd_;
   const bool journal_;
   const size_t capacity_;
+  // Producers write the free part under mu_; the writer reads [head_, tail_) outside it
+  // (nobody else touches that part until head_ moves).
   std::unique_ptr<char[]> ring_;
-  mutable std::mutex mu_;
-  std::condition_variable wake_;     // the writer: data, a drop notice, or stop
-  std::condition_variable written_;  // Flush/Stop: head_ moved
-  uint64_t head_ = 0;                // bytes written out (or discarded), monotonic
-  uint64_t tail_ = 0;                // bytes queued, monotonic
-  uint64_t dropped_ = 0;             // dropped since the last notice
-  uint64_t dropped_total_ = 0;
-  bool stopping_ = false;
-  bool stopped_ = false;  // the writer has finished: write synchronously
-  std::thread thread_;
+  mutable util::Mutex mu_;
+  util::CondVar wake_;                         // the writer: data, a drop notice, or stop
+  util::CondVar written_;                      // Flush/Stop: head_ moved
+  uint64_t head_ ABSL_GUARDED_BY(mu_) = 0;     // bytes written out (or discarded), monotonic
+  uint64_t tail_ ABSL_GUARDED_BY(mu_) = 0;     // bytes queued, monotonic
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;  // dropped since the last notice
+  uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the writer has finished: write synchronously
+  std::thread thread_;  // set by the constructor; joined or detached by the one Stop()
 };
 
 template <class... Args>

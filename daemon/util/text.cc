@@ -1,46 +1,31 @@
 #include "util/text.h"
 
+#include <algorithm>
+
+#include "core/utf8.h"
+
 namespace posh {
 
 std::string SanitizeUtf8(std::string_view in, size_t max_bytes) {
+  static constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD
+  auto is_control = [](unsigned char c) { return c < 0x20 || c == 0x7f; };
+  // The common case, clean text, in one validator pass and one scan.
+  if (in.size() <= max_bytes && core::IsValidUtf8(in) &&
+      std::none_of(in.begin(), in.end(),
+                   [&](char c) { return is_control(static_cast<unsigned char>(c)); })) {
+    return std::string(in);
+  }
   std::string out;
   out.reserve(in.size() < max_bytes ? in.size() : max_bytes);
   size_t i = 0;
   while (i < in.size()) {
-    unsigned char c = static_cast<unsigned char>(in[i]);
-    size_t len = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      len = 1;
-      cp = c;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    }
-    bool valid = len > 0 && i + len <= in.size();
-    for (size_t k = 1; valid && k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(in[i + k]);
-      if ((cc & 0xC0) != 0x80) valid = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (valid) {
-      // Overlong forms, surrogates and values past U+10FFFF are invalid.
-      if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-          (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
-        valid = false;
-      }
-    }
+    size_t len = core::Utf8CharLength(in.substr(i));
     std::string_view piece;
-    if (!valid) {
-      piece = "\xEF\xBF\xBD";
+    if (len == 0) {
+      // Not the start of a valid character: one replacement per byte, then resynchronise.
+      piece = kReplacementCharacter;
       len = 1;
-    } else if (len == 1 && (c < 0x20 || c == 0x7f)) {
+    } else if (len == 1 && is_control(static_cast<unsigned char>(in[i]))) {
       piece = "?";
     } else {
       piece = in.substr(i, len);

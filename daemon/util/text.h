@@ -7,8 +7,8 @@
 
 namespace posh {
 
-// Replaces each invalid UTF-8 sequence with U+FFFD and control characters with '?';
-// truncates to max_bytes (on a character boundary).
+// Replaces each byte that does not start a valid UTF-8 character (core/utf8 decides) with
+// U+FFFD and control characters with '?'; truncates to max_bytes (on a character boundary).
 std::string SanitizeUtf8(std::string_view in, size_t max_bytes = 1024);
 
 }  // namespace posh

@@ -5,8 +5,8 @@
 // Starts POSHD ARGS... itself (the arguments must make it listen on PATH), then with ONE
 // posh::client::Client: Lookup ok; stop the daemon (SIGTERM, then SIGKILL in the next round,
 // which leaves a stale socket file behind), check that calls while it is down fail fast as
-// unreachable() within about ClientOptions::reconnect_wait (no hang); start it again on the same socket and
-// require a successful Lookup within a few seconds of retries. Exit 0 when every round
+// unreachable() within about ClientOptions::reconnect_wait (no hang); start it again on the same
+// socket and require a successful Lookup within a few seconds of retries. Exit 0 when every round
 // passed, 1 otherwise (the reason on stderr).
 #include <signal.h>
 #include <spawn.h>
@@ -72,16 +72,18 @@ bool SocketExists(const std::string& path) {
 long LookupUntilOk(posh::client::Client& client, const std::string& domain, milliseconds limit,
                    std::string* last_error, int* attempts) {
   auto start = Clock::now();
-  posh::v1::LookupRequest req;
-  req.set_domain(domain);
+  posh::client::LookupRequest req;
+  req.domain = domain;
   while (Clock::now() - start < limit) {
-    posh::v1::LookupResponse resp;
+    posh::client::LookupResult resp;
     ++*attempts;
     auto s = client.Lookup(req, &resp);
     if (s.ok()) {
-      if (resp.status() != posh::v1::LOOKUP_STATUS_FOUND) {
-        *last_error = "lookup answered, status " + std::to_string(resp.status()) + " " +
-                      resp.error();
+      if (resp.status != posh::client::LookupStatus::kFound) {
+        *last_error = "lookup answered, status ";
+        *last_error += std::to_string(static_cast<int>(resp.status));
+        *last_error += " ";
+        *last_error += resp.error;
         return -1;
       }
       return static_cast<long>(
@@ -105,10 +107,14 @@ int main(int argc, char** argv) {
       break;
     }
     if (i + 1 >= argc) return Fail("missing value for " + k);
-    if (k == "--socket") a.socket = argv[++i];
-    else if (k == "--domain") a.domain = argv[++i];
-    else if (k == "--rounds") a.rounds = std::atoi(argv[++i]);
-    else return Fail("unknown option " + k);
+    if (k == "--socket")
+      a.socket = argv[++i];
+    else if (k == "--domain")
+      a.domain = argv[++i];
+    else if (k == "--rounds")
+      a.rounds = std::atoi(argv[++i]);
+    else
+      return Fail("unknown option " + k);
   }
   for (; i < argc; ++i) a.poshd.push_back(argv[i]);
   if (a.socket.empty() || a.domain.empty() || a.poshd.empty()) {
@@ -159,9 +165,9 @@ int main(int argc, char** argv) {
     }
     // While the daemon is down: a call fails as unreachable, and quickly.
     {
-      posh::v1::LookupRequest req;
-      req.set_domain(a.domain);
-      posh::v1::LookupResponse resp;
+      posh::client::LookupRequest req;
+      req.domain = a.domain;
+      posh::client::LookupResult resp;
       auto t0 = Clock::now();
       auto s = client.Lookup(req, &resp);
       auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
@@ -187,10 +193,10 @@ int main(int argc, char** argv) {
       return Fail("round " + std::to_string(round) +
                   ": no successful lookup within 10 s of the restart: " + err);
     }
-    std::printf("round %d: lookup ok %ld ms after the restart (%d attempts)\n", round,
-                static_cast<long>(
-                    std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()),
-                attempts);
+    std::printf(
+        "round %d: lookup ok %ld ms after the restart (%d attempts)\n", round,
+        static_cast<long>(std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count()),
+        attempts);
   }
   cleanup();
   std::printf("PASS\n");

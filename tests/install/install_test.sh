@@ -25,6 +25,9 @@ for f in sbin/poshd bin/poshctl include/posh/client.h include/posh/posh_client.h
   [ -e "$root/$f" ] || fail "not installed: $f"
 done
 ls "$root/$libdir"/libposhclient.so.* >/dev/null || fail "shared libposhclient not installed"
+# docs/CLIENT_ABI.md: the SONAME's link, and public headers free of generated protobuf code.
+[ -L "$root/$libdir/libposhclient.so.1" ] || fail "libposhclient.so.1 (the SONAME) not installed"
+[ ! -e "$root/include/posh/v1" ] || fail "generated posh/v1 headers installed"
 [ -e "$root/$libdir/libposhclient.a" ] || fail "static libposhclient not installed"
 echo "ok: installed files"
 

@@ -85,16 +85,8 @@ TEST_F(VerifyTest, R14_ExpiredPresentedCertNotVerified) {
   ExpectVerdict(Verify("v.example.test", origin_.Cert("expired-leaf").pem), "not_verified", 1);
 }
 
-TEST_F(VerifyTest, R14_JustLapsedPresentedCertNotVerified) {
-  // Valid for 1 s when published; presented once it has lapsed (checked against `now`).
-  CertInfo brief = origin_.MakeCert("xmpp.example.test", "brief", {"--valid-seconds", "1"});
-  origin_.Set("v.example.test", kRfcPath,
-              Route::Json("{\"fingerprints\":[{\"sha-256\":" +
-                          JsonEscape(brief.hash.at("sha-256")) + "}],\"expires\":3600}"));
-  ASSERT_NO_FATAL_FAILURE(StartDaemon());
-  std::this_thread::sleep_for(2500ms);  // X.509 times have 1 s granularity
-  ExpectVerdict(Verify("v.example.test", brief.pem), "not_verified", 1);
-}
+// A certificate that lapses after the retrieval: ServiceTest.R14_CertificateThatLapsedSince
+// TheRetrievalIsNotVerified (simulated time).
 
 TEST_F(VerifyTest, R13_ChainPemLeafFirstVerified) {
   ServeFingerprints("v.example.test", "xmpp");

@@ -19,6 +19,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What libposhclient exports (it is built with -fvisibility=hidden and a version script,
+ * docs/CLIENT_ABI.md). */
+#ifndef POSH_CLIENT_API
+#if defined(__GNUC__)
+#define POSH_CLIENT_API __attribute__((visibility("default")))
+#else
+#define POSH_CLIENT_API
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -83,7 +93,7 @@ typedef struct posh_verify_result {
  * timeout_ms <= 0: 30 s. Connecting is lazy and automatic (reconnects after a daemon
  * restart). Returns NULL only when out of memory or of file descriptors (the client's
  * completion descriptor, see posh_client_fd); posh_client_last_error() tells which. */
-posh_client* posh_client_open(const char* socket_path, int timeout_ms);
+POSH_CLIENT_API posh_client* posh_client_open(const char* socket_path, int timeout_ms);
 /* Closes a client (NULL: nothing). Asynchronous calls still pending are cancelled and
  * their completions, like those nobody took, are freed without being delivered; it returns
  * once no gRPC thread can touch the client any more (promptly: it does not wait for the
@@ -91,20 +101,20 @@ posh_client* posh_client_open(const char* socket_path, int timeout_ms);
  * not while another thread still uses the client; nothing of the client (descriptor,
  * call ids) may be used after it returns. Completions already taken stay valid until
  * posh_completion_free(). */
-void posh_client_close(posh_client* client);
+POSH_CLIENT_API void posh_client_close(posh_client* client);
 
 /* service NULL or "": "xmpp-server". refresh != 0 bypasses the cache.
  * On POSH_OK/POSH_NEGATIVE/POSH_UNDETERMINED *out is set (free it); otherwise *out is NULL
  * and posh_client_last_error() tells why. */
-int posh_lookup(posh_client* client, const char* domain, const char* service, int refresh,
-                posh_lookup_result** out);
-void posh_lookup_result_free(posh_lookup_result* result);
+POSH_CLIENT_API int posh_lookup(posh_client* client, const char* domain, const char* service,
+                                int refresh, posh_lookup_result** out);
+POSH_CLIENT_API void posh_lookup_result_free(posh_lookup_result* result);
 
 /* chain: count DER certificates, leaf first. */
-int posh_verify(posh_client* client, const char* domain, const char* service,
-                const unsigned char* const* chain, const size_t* chain_lengths, size_t count,
-                posh_verify_result** out);
-void posh_verify_result_free(posh_verify_result* result);
+POSH_CLIENT_API int posh_verify(posh_client* client, const char* domain, const char* service,
+                                const unsigned char* const* chain, const size_t* chain_lengths,
+                                size_t count, posh_verify_result** out);
+POSH_CLIENT_API void posh_verify_result_free(posh_verify_result* result);
 
 /* ---- Asynchronous calls ------------------------------------------------------------------
  *
@@ -150,38 +160,39 @@ typedef struct posh_completion {
 
 /* The client's completion descriptor (readable while completions wait); -1 if the client
  * is NULL. Valid until posh_client_close(). */
-int posh_client_fd(posh_client* client);
+POSH_CLIENT_API int posh_client_fd(posh_client* client);
 
 /* Start a Lookup / Verify: arguments as for posh_lookup / posh_verify. On POSH_OK, *id (if
  * id is not NULL) is the call's id and exactly one completion will follow. Otherwise
  * (POSH_EINVAL for bad arguments, POSH_EINTERNAL) nothing was started and *id is 0.
  * Arguments the daemon rejects (a malformed domain, a chain that is not DER) are only
  * found out there: the call is started and completes with POSH_EINVAL. */
-int posh_lookup_start(posh_client* client, const char* domain, const char* service, int refresh,
-                      void* user_data, posh_call_id* id);
-int posh_verify_start(posh_client* client, const char* domain, const char* service,
-                      const unsigned char* const* chain, const size_t* chain_lengths, size_t count,
-                      void* user_data, posh_call_id* id);
+POSH_CLIENT_API int posh_lookup_start(posh_client* client, const char* domain, const char* service,
+                                      int refresh, void* user_data, posh_call_id* id);
+POSH_CLIENT_API int posh_verify_start(posh_client* client, const char* domain, const char* service,
+                                      const unsigned char* const* chain,
+                                      const size_t* chain_lengths, size_t count, void* user_data,
+                                      posh_call_id* id);
 
 /* Cancel a call whose completion has not been taken yet: its completion (queued already
  * or still to come) is POSH_ECANCELED. POSH_OK when the call was found, POSH_EINVAL when
  * no such call is pending (unknown id, or its completion already taken). */
-int posh_cancel(posh_client* client, posh_call_id id);
+POSH_CLIENT_API int posh_cancel(posh_client* client, posh_call_id id);
 
 /* The next waiting completion, or NULL when none waits. Free it with
  * posh_completion_free(). When the last waiting completion is taken the descriptor stops
  * being readable. */
-posh_completion* posh_next_completion(posh_client* client);
-void posh_completion_free(posh_completion* completion);
+POSH_CLIENT_API posh_completion* posh_next_completion(posh_client* client);
+POSH_CLIENT_API void posh_completion_free(posh_completion* completion);
 
 /* Calls started whose completions have not been taken yet (in flight or waiting). */
-size_t posh_pending(posh_client* client);
+POSH_CLIENT_API size_t posh_pending(posh_client* client);
 
 /* A static description of a posh_code. */
-const char* posh_strerror(int code);
+POSH_CLIENT_API const char* posh_strerror(int code);
 /* The message of the calling thread's last failed call on any client ("" if none). Valid
  * until that thread's next call. */
-const char* posh_client_last_error(void);
+POSH_CLIENT_API const char* posh_client_last_error(void);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 
 #include "cache/store.h"
 #include "posh/v1/snapshot.pb.h"
+#include "support/fake_clock.h"
 #include "test_util.h"
 #include "util/clock.h"
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "support/fake_clock.h"
 #include "test_util.h"
 #include "util/clock.h"
 

@@ -10,6 +10,7 @@
 
 #include "cache/store.h"
 #include "core/record.h"
+#include "support/fake_clock.h"
 
 namespace posh::cache::testing {
 

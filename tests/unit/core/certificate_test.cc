@@ -6,7 +6,7 @@
 #include <string>
 
 #include "core/base64.h"
-#include "test_certs.h"
+#include "support/test_certs.h"
 
 namespace posh::core {
 namespace {
@@ -142,6 +142,33 @@ TEST(R13ChainFile, ErrorsOnEmptyAndGarbage) {
       ParseChainFile("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").ok());
 }
 
+// Validity times are read from both ASN.1 encodings (RFC 5280 4.1.2.5): UTCTime's two-digit
+// year is 1950-2049, GeneralizedTime carries four digits (any year up to 9999). Expected
+// values are computed independently (Python's calendar.timegm).
+TEST(R12Certificate, ValidityTimesInBothEncodings) {
+  struct Case {
+    const char* not_before;
+    const char* not_after;
+    int64_t before;
+    int64_t after;
+  };
+  const Case cases[] = {
+      {"500101000000Z", "491231235959Z", -631152000, 2524607999},        // UTCTime: 1950 .. 2049
+      {"000229120000Z", "991231235959Z", 951825600, 946684799},          // 2000 leap day, 1999
+      {"19491231235959Z", "20500101000000Z", -631152001, 2524608000},    // Generalized, outside
+      {"20230101000000Z", "99991231235959Z", 1672531200, 253402300799},  // far future
+      {"00010101000000Z", "19700101000000Z", -62135596800, 0},           // year 1, epoch
+  };
+  for (const auto& c : cases) {
+    auto der = posh::testing::MakeCertDerWithValidityText(posh::testing::EcKey(), c.not_before,
+                                                          c.not_after);
+    auto cert = ParseCertificateDer(der);
+    ASSERT_TRUE(cert.ok()) << c.not_before << ": " << cert.error().message;
+    EXPECT_EQ(cert->not_before, c.before) << c.not_before;
+    EXPECT_EQ(cert->not_after, c.after) << c.not_after;
+  }
+}
+
 TEST(R15FormatTime, Rfc3339Utc) {
   EXPECT_EQ(FormatTime(0), "1970-01-01T00:00:00Z");
   EXPECT_EQ(FormatTime(kNow), "2023-11-14T22:13:20Z");
@@ -149,6 +176,11 @@ TEST(R15FormatTime, Rfc3339Utc) {
   EXPECT_EQ(FormatTime(-1), "1969-12-31T23:59:59Z");
   EXPECT_EQ(FormatTime(INT64_MAX), "9999-12-31T23:59:59Z");
   EXPECT_EQ(FormatTime(INT64_MIN), "0001-01-01T00:00:00Z");
+  EXPECT_EQ(FormatTime(-631152001), "1949-12-31T23:59:59Z");
+  EXPECT_EQ(FormatTime(2524608000), "2050-01-01T00:00:00Z");
+  EXPECT_EQ(FormatTime(253402300799), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(FormatTime(-62135596800), "0001-01-01T00:00:00Z");
+  EXPECT_EQ(FormatTime(951782400 + 86399), "2000-02-29T23:59:59Z");
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/base64.h"
-#include "test_certs.h"
+#include "support/test_certs.h"
 
 namespace posh::core {
 namespace {

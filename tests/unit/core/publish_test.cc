@@ -5,7 +5,7 @@
 
 #include "core/matcher.h"
 #include "core/record.h"
-#include "test_certs.h"
+#include "support/test_certs.h"
 
 namespace posh::core {
 namespace {
@@ -73,6 +73,44 @@ TEST(R12Publish, UnsupportedKeyTypeIsError) {
   EXPECT_FALSE(body.ok());
   // The fingerprints format can express any certificate.
   EXPECT_TRUE(ParseDocument(PublishFingerprints({ed}, 60), kNow).ok());
+}
+
+// The kid quotes the certificate's name, which is not always UTF-8 (a subject printed with
+// raw bytes, a CN with a broken UTF8String). Every byte that does not start a valid
+// character becomes '?', so the document stays valid UTF-8 and parses (simdjson refuses
+// anything else). publish used to let overlong forms, surrogates and code points past
+// U+10FFFF through, and its own output then failed to parse.
+TEST(R12Publish, KidIsAlwaysValidUtf8) {
+  struct Case {
+    std::string name;
+    std::string kid_name;
+  };
+  const Case cases[] = {
+      {"a\xC0\xAF"
+       "b",
+       "a??b"},  // overlong '/' (2 bytes)
+      {"a\xE0\x80\xAF"
+       "b",
+       "a???b"},  // overlong '/' (3 bytes)
+      {"a\xED\xA0\x80"
+       "b",
+       "a???b"},  // surrogate U+D800
+      {"a\xF4\x90\x80\x80"
+       "b",
+       "a????b"},       // U+110000, past U+10FFFF
+      {"a\xC3", "a?"},  // truncated
+      {"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80",
+       "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"},  // valid: kept
+  };
+  for (const auto& c : cases) {
+    auto cert = posh::testing::MakeCert(posh::testing::EcKey(), kNow - kDay, kNow + kYear);
+    cert.common_name = c.name;
+    auto body = PublishJwkSet({cert}, 60);
+    ASSERT_TRUE(body.ok()) << body.error().message;
+    auto doc = ParseDocument(body.value(), kNow);
+    ASSERT_TRUE(doc.ok()) << doc.error().message;
+    EXPECT_EQ(std::get<JwkSet>(doc.value()).keys.at(0).kid, c.kid_name + ":2023-11-13");
+  }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Delegation fan-in (issue 13): reference targets (R11) shared by URL between delegating
 // domains, cached for their own lifetime and coalesced while in flight, with every job's
-// own R6/R7/R11 checks unchanged. Over a FakeFetcher: no network, no sleeping.
+// own R6/R7/R11 checks unchanged. Over a ScriptedFetcher: no network, no sleeping.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,15 +8,16 @@
 #include <optional>
 
 #include "core/base64.h"
-#include "fake_fetcher.h"
 #include "resolve/reference_cache.h"
 #include "resolve/resolver.h"
+#include "support/fake_clock.h"
+#include "support/scripted_fetcher.h"
 
 namespace posh::resolve {
 namespace {
 
 using fetch::FetchErrorKind;
-using posh::testing::FakeFetcher;
+using posh::testing::ScriptedFetcher;
 using Status = Resolution::Status;
 
 constexpr char kTarget[] = "https://hosting.example/posh/shared.json";
@@ -69,8 +70,8 @@ class ReferenceSharingTest : public ::testing::Test {
     return results_[domain];
   }
 
-  FakeFetcher fetcher_;
   FakeClock clock_;
+  ScriptedFetcher fetcher_{&clock_};
   ResolverOptions options_;
   std::atomic<uint64_t> shared_{0}, fetches_{0};
   std::map<std::string, Resolution> results_;
@@ -233,7 +234,7 @@ TEST_F(ReferenceSharingTest, CancellingEveryJoinerCancelsTheSharedFetch) {
   auto c = Start(*resolver, "c.example");
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(fetcher_.Step());
   ASSERT_EQ(fetcher_.requests.size(), 4u);
-  const fetch::Fetcher::Handle target_handle = 4;  // the FakeFetcher numbers from 1
+  const fetch::Fetcher::Handle target_handle = 4;  // the ScriptedFetcher numbers from 1
   resolver->Cancel(b);
   resolver->Cancel(a);
   EXPECT_TRUE(fetcher_.cancelled.empty());
@@ -290,25 +291,25 @@ TEST_F(ReferenceSharingTest, AJoinersCallbackMayCancelOthersOrDestroyTheResolver
 TEST_F(ReferenceSharingTest, ATargetFailureReachesEveryJoinerAndIsNotCached) {
   struct Case {
     const char* name;
-    std::function<void(FakeFetcher&)> script;
+    std::function<void(ScriptedFetcher&)> script;
     ErrorKind kind;
     bool transient;
     std::string error;
   };
   const std::string t = kTarget;
   const std::vector<Case> cases = {
-      {"503", [&](FakeFetcher& f) { f.OnStatus(t, 503); }, ErrorKind::kHttpStatus, true,
+      {"503", [&](ScriptedFetcher& f) { f.OnStatus(t, 503); }, ErrorKind::kHttpStatus, true,
        "HTTP 503 from " + t},
-      {"403", [&](FakeFetcher& f) { f.OnStatus(t, 403); }, ErrorKind::kHttpStatus, false,
+      {"403", [&](ScriptedFetcher& f) { f.OnStatus(t, 403); }, ErrorKind::kHttpStatus, false,
        "HTTP 403 from " + t},
-      {"404", [&](FakeFetcher& f) { f.OnStatus(t, 404); }, ErrorKind::kHttpStatus, false,
+      {"404", [&](ScriptedFetcher& f) { f.OnStatus(t, 404); }, ErrorKind::kHttpStatus, false,
        "HTTP 404 from " + t + " (the reference target, R11)"},
-      {"tls", [&](FakeFetcher& f) { f.OnError(t, FetchErrorKind::kTls, "TLS: bad"); },
+      {"tls", [&](ScriptedFetcher& f) { f.OnError(t, FetchErrorKind::kTls, "TLS: bad"); },
        ErrorKind::kTls, true, t + ": TLS: bad"},
       {"too large",
-       [&](FakeFetcher& f) { f.OnError(t, FetchErrorKind::kTooLarge, "body too large"); },
+       [&](ScriptedFetcher& f) { f.OnError(t, FetchErrorKind::kTooLarge, "body too large"); },
        ErrorKind::kLimit, false, t + ": body too large"},
-      {"document", [&](FakeFetcher& f) { f.OnStatus(t, 200, Fingerprints(0)); },
+      {"document", [&](ScriptedFetcher& f) { f.OnStatus(t, 200, Fingerprints(0)); },
        ErrorKind::kDocument, false, ""},
   };
   for (const Case& c : cases) {
@@ -480,47 +481,53 @@ TEST_F(ReferenceSharingTest, AJobNeverWaitsOnARetrievalWithALaterDeadline) {
   fetcher_.OnStatus(kTarget, 200, Fingerprints());
   auto resolver = MakeResolver();
   Start(*resolver, "b.example");
+  clock_.Advance(10);
   Start(*resolver, "a.example");
-  const auto b_deadline = fetcher_.requests[0].deadline;
-  const auto a_deadline = fetcher_.requests[1].deadline;
   fetcher_.Drain();
   EXPECT_EQ(results_["a.example"].status, Status::kFound);
   EXPECT_EQ(results_["b.example"].status, Status::kFound);
-  for (const auto& req : fetcher_.requests) {
-    if (req.url == kTarget) {
-      EXPECT_TRUE(req.deadline == a_deadline || req.deadline == b_deadline);
-    }
-  }
-  if (b_deadline < a_deadline) {
-    EXPECT_EQ(fetcher_.Count(kTarget), 2u);
-  } else {
-    EXPECT_EQ(fetcher_.Count(kTarget), 1u);  // same clock reading: joining is safe
-  }
+  EXPECT_EQ(fetcher_.Count(kTarget), 2u);
+}
+
+TEST_F(ReferenceSharingTest, AJobJoinsARetrievalWithTheSameDeadline) {
+  // The same case started at the same instant: the deadlines are equal, joining is safe.
+  fetcher_.OnRedirect(PrimaryUrl("b.example"), "https://b.example/moved.json");
+  fetcher_.OnStatus("https://b.example/moved.json", 200, Reference(kTarget));
+  Delegate("a.example");
+  fetcher_.OnStatus(kTarget, 200, Fingerprints());
+  auto resolver = MakeResolver();
+  Start(*resolver, "b.example");
+  Start(*resolver, "a.example");
+  fetcher_.Drain();
+  EXPECT_EQ(results_["a.example"].status, Status::kFound);
+  EXPECT_EQ(results_["b.example"].status, Status::kFound);
+  EXPECT_EQ(fetcher_.Count(kTarget), 1u);
 }
 
 TEST_F(ReferenceSharingTest, WhenTheSharedRetrievalTimesOutJobsWithTimeLeftTryAgain) {
+  // a, b, c start 10 ms apart; the target never answers within any deadline (simulated
+  // time). The first retrieval runs under a's deadline; at its timeout b and c still have
+  // time left and retry together under b's; at that one's timeout c retries alone.
+  options_.timeout = std::chrono::milliseconds(5000);
   Delegate("a.example");
   Delegate("b.example");
   Delegate("c.example");
-  fetcher_.OnError(kTarget, FetchErrorKind::kTimeout, "timeout: deadline passed");
+  fetcher_.OnStatus(kTarget, 200, Fingerprints());
+  fetcher_.Delay(kTarget, std::chrono::milliseconds(60000));
   auto resolver = MakeResolver();
+  const int64_t start = clock_.MonotonicMs();
   Start(*resolver, "a.example");
+  clock_.Advance(10);
   Start(*resolver, "b.example");
+  clock_.Advance(10);
   Start(*resolver, "c.example");
-  const auto a_deadline = fetcher_.requests[0].deadline;
-  const auto b_deadline = fetcher_.requests[1].deadline;
-  const auto c_deadline = fetcher_.requests[2].deadline;
   fetcher_.Drain();
   for (const char* d : {"a.example", "b.example", "c.example"}) {
-    EXPECT_EQ(results_[d].error_kind, ErrorKind::kTimeout) << d;
+    EXPECT_EQ(results_[d].error_kind, ErrorKind::kTimeout) << d << ": " << results_[d].error;
     EXPECT_TRUE(results_[d].transient) << d;
   }
-  // The first retrieval ran under a's deadline; b and c had time left and retried together
-  // under b's (then c alone under its own, if its deadline is later still).
-  size_t expected = 1 + (b_deadline > a_deadline ? 1 : 0) +
-                    (c_deadline > std::max(a_deadline, b_deadline) ? 1 : 0);
-  EXPECT_EQ(fetcher_.Count(kTarget), expected);
-  EXPECT_GE(fetcher_.Count(kTarget), 1u);
+  EXPECT_EQ(fetcher_.Count(kTarget), 3u);
+  EXPECT_EQ(clock_.MonotonicMs() - start, 5020) << "c answered at its own deadline";
 }
 
 // ---- bounds and options ----
@@ -558,7 +565,7 @@ TEST_F(ReferenceSharingTest, ACachedTargetOverAJobsBodyLimitIsFetchedAgain) {
   auto resolver = MakeResolver();
   RunOne(*resolver, "a.example");
   ResolverOptions small = options_;
-  small.max_body = 20;  // below the cached target's size (the FakeFetcher does not enforce it)
+  small.max_body = 20;  // below the cached target's size (the ScriptedFetcher does not enforce it)
   resolver->SetOptions(small);
   fetcher_.On(kTarget, Fail(fetch::FetchError{FetchErrorKind::kTooLarge, "too large"}));
   Resolution b = RunOne(*resolver, "b.example");
@@ -630,7 +637,7 @@ TEST(ReferenceTargetCacheTest, LifetimeIsTheTargetsExpiresCappedAndBoundedByJwkC
   jwk = set;
   EXPECT_EQ(ReferenceTargetExpiry(jwk, t0, day), t0 + 10'000);
 
-  core::Document ref = core::ReferenceDocument{"https://x.example/", "x.example", 60};
+  core::Document ref = core::ReferenceDocument{"https://x.example/", 60};
   EXPECT_LE(ReferenceTargetExpiry(ref, t0, day), t0);
 }
 

@@ -1,4 +1,4 @@
-// The retrieval state machine over a FakeFetcher: R3 URLs, R5 statuses, R6 redirects,
+// The retrieval state machine over a ScriptedFetcher: R3 URLs, R5 statuses, R6 redirects,
 // R7 limits, R11 references, fetch error mapping.
 #include "resolve/resolver.h"
 
@@ -7,13 +7,16 @@
 #include <optional>
 
 #include "core/base64.h"
-#include "fake_fetcher.h"
+#include "core/publish.h"
+#include "support/fake_clock.h"
+#include "support/scripted_fetcher.h"
+#include "support/test_certs.h"
 
 namespace posh::resolve {
 namespace {
 
 using fetch::FetchErrorKind;
-using posh::testing::FakeFetcher;
+using posh::testing::ScriptedFetcher;
 using Status = Resolution::Status;
 
 constexpr char kRfc[] = "https://example.com/.well-known/posh/xmpp-server.json";
@@ -23,6 +26,14 @@ std::string Fingerprints(int64_t expires = 3600, uint8_t fill = 0x11) {
   std::vector<uint8_t> digest(32, fill);
   return R"({"fingerprints":[{"sha-256":")" + core::EncodeBase64(digest) + R"("}],"expires":)" +
          std::to_string(expires) + "}";
+}
+
+// A JWK Set whose one key's certificate is valid from a year before `not_after_s` until it.
+std::string JwkDocument(int64_t not_after_s) {
+  auto cert = testing::MakeCert(testing::EcKey(), not_after_s - 365 * 86400, not_after_s);
+  auto doc = core::PublishJwkSet({cert}, 3600);
+  EXPECT_TRUE(doc.ok());
+  return doc.ok() ? *doc : std::string();
 }
 
 std::string Reference(const std::string& url, int64_t expires = 100) {
@@ -57,8 +68,8 @@ class ResolverTest : public ::testing::Test {
     fetcher_.OnStatus(from, 200, Fingerprints());
   }
 
-  FakeFetcher fetcher_;
   FakeClock clock_;
+  ScriptedFetcher fetcher_{&clock_};
   ResolverOptions options_;
 };
 
@@ -353,24 +364,64 @@ TEST_F(ResolverTest, R6RedirectTo404FallsBackToTheNextTemplate) {
 // ---- R7 limits ----
 
 TEST_F(ResolverTest, R7OneDeadlineAndTheBodyLimitArePassedToEveryFetch) {
+  // Each answer takes 1.5 s of simulated time: every request gets what is left of the one
+  // deadline of the whole resolution, not a fresh timeout of its own.
   options_.timeout = std::chrono::milliseconds(7000);
   options_.max_body = 1234;
+  const auto hop = std::chrono::milliseconds(1500);
   fetcher_.OnRedirect(kRfc, "https://example.com/moved.json");
   fetcher_.OnStatus("https://example.com/moved.json", 404);
   fetcher_.OnStatus(kDraft, 200, Reference("https://delegate.example/posh.json"));
   fetcher_.OnStatus("https://delegate.example/posh.json", 200, Fingerprints());
-  auto before = std::chrono::steady_clock::now();
+  for (const char* url :
+       {kRfc, "https://example.com/moved.json", kDraft, "https://delegate.example/posh.json"}) {
+    fetcher_.Delay(url, hop);
+  }
+  const int64_t start = clock_.MonotonicMs();
   Resolution r = Run();
-  auto after = std::chrono::steady_clock::now();
   ASSERT_EQ(r.status, Status::kFound) << r.error;
   ASSERT_EQ(fetcher_.requests.size(), 4u);
-  auto deadline = fetcher_.requests[0].deadline;
-  EXPECT_GE(deadline, before + std::chrono::milliseconds(7000));
-  EXPECT_LE(deadline, after + std::chrono::milliseconds(7000));
-  for (const auto& req : fetcher_.requests) {
-    EXPECT_EQ(req.deadline, deadline) << req.url;
-    EXPECT_EQ(req.max_body, 1234u) << req.url;
+  for (size_t i = 0; i < fetcher_.requests.size(); ++i) {
+    EXPECT_EQ(fetcher_.requests[i].time_left, std::chrono::milliseconds(7000) - i * hop)
+        << fetcher_.requests[i].url;
+    EXPECT_EQ(fetcher_.requests[i].max_body, 1234u) << fetcher_.requests[i].url;
   }
+  EXPECT_EQ(clock_.MonotonicMs() - start, 4 * hop.count());
+}
+
+TEST_F(ResolverTest, R7DeadlineCoversTheWholeResolutionNotEachRequest) {
+  // Three answers of 4 s each under a 10 s deadline: the third request is cut at the
+  // deadline (2 s into it), though it alone would fit in 10 s.
+  options_.timeout = std::chrono::milliseconds(10000);
+  const auto hop = std::chrono::milliseconds(4000);
+  fetcher_.OnRedirect(kRfc, "https://example.com/a.json");
+  fetcher_.OnRedirect("https://example.com/a.json", "https://example.com/b.json");
+  fetcher_.OnStatus("https://example.com/b.json", 200, Fingerprints());
+  for (const char* url : {kRfc, "https://example.com/a.json", "https://example.com/b.json"}) {
+    fetcher_.Delay(url, hop);
+  }
+  const int64_t start = clock_.MonotonicMs();
+  Resolution r = Run();
+  EXPECT_EQ(r.status, Status::kError);
+  EXPECT_EQ(r.error_kind, ErrorKind::kTimeout);
+  EXPECT_TRUE(r.transient);
+  EXPECT_EQ(clock_.MonotonicMs() - start, 10000) << "the answer must come at the deadline";
+  ASSERT_EQ(fetcher_.requests.size(), 3u);
+  EXPECT_EQ(fetcher_.requests[2].time_left, std::chrono::milliseconds(2000));
+}
+
+TEST_F(ResolverTest, R7NoRequestIsSentOnceTheDeadlineHasPassed) {
+  // The primary answer arrives exactly at the deadline with a reference: the reference
+  // target is not worth a request with no time left (the fetcher is asked with a budget of
+  // 0 and answers timeout without sending anything).
+  options_.timeout = std::chrono::milliseconds(3000);
+  fetcher_.OnStatus(kRfc, 200, Reference("https://delegate.example/posh.json"));
+  fetcher_.Delay(kRfc, std::chrono::milliseconds(3000));
+  fetcher_.OnStatus("https://delegate.example/posh.json", 200, Fingerprints());
+  Resolution r = Run();
+  EXPECT_EQ(r.error_kind, ErrorKind::kTimeout) << r.error;
+  ASSERT_EQ(fetcher_.requests.size(), 2u);
+  EXPECT_LE(fetcher_.requests[1].time_left.count(), 0);
 }
 
 TEST_F(ResolverTest, R7BodyOverTheLimitIsALimitError) {
@@ -606,11 +657,19 @@ TEST_F(ResolverTest, SetOptionsAppliesToLaterResolutions) {
 }
 
 TEST_F(ResolverTest, DocumentsAreJudgedAtTheInjectedTime) {
-  // JWK-free check that the clock is used: a fingerprints document does not depend on time,
-  // so just make sure parsing happens with the fake clock without crashing.
-  clock_.Set(0);
-  fetcher_.OnStatus(kRfc, 200, Fingerprints());
-  EXPECT_EQ(Run().status, Status::kFound);
+  // A JWK document is judged by its certificate's validity at the injected wall-clock
+  // time, not the machine's: the same bytes are usable at one injected time and not at
+  // another (R13/R14: a document whose only key is expired cannot prove anything).
+  const int64_t not_after_s = 1'800'000'000;  // 2027-01-15
+  const std::string doc = JwkDocument(not_after_s);
+  fetcher_.OnStatus(kRfc, 200, doc);
+  clock_.Set((not_after_s - 3600) * 1000);
+  Resolution before = Run();
+  ASSERT_EQ(before.status, Status::kFound) << before.error;
+  clock_.Set((not_after_s + 3600) * 1000);
+  Resolution after = Run();
+  EXPECT_EQ(after.status, Status::kError) << "a document judged at the machine's time";
+  EXPECT_EQ(after.error_kind, ErrorKind::kDocument);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // ResolverGrpcService in process: a real gRPC server on a temporary unix socket in front of
-// PoshService with a FakeFetcher and a FakeClock, called with the generated stubs and with
+// PoshService with a LoopFetcher and a FakeClock, called with the generated stubs and with
 // raw bytes. Checks the raw Lookup/Verify methods: answers equal what the generated code
 // would send, a hit's kept answer never outlives its entry, malformed requests are refused.
 #include "server/grpc_service.h"
@@ -13,13 +13,14 @@
 #include <future>
 
 #include "core/base64.h"
-#include "fake_fetcher.h"
-#include "test_certs.h"
+#include "support/fake_clock.h"
+#include "support/loop_fetcher.h"
+#include "support/test_certs.h"
 
 namespace posh::server {
 namespace {
 
-using posh::testing::FakeFetcher;
+using posh::testing::LoopFetcher;
 
 constexpr int64_t kT0 = posh::testing::kNow * 1000;
 
@@ -35,7 +36,7 @@ class GrpcServiceTest : public ::testing::Test {
     clock_.Set(kT0);
     service_ =
         std::make_unique<PoshService>(loop_, store_, clock_, ServiceOptions{}, [this](uv_loop_t*) {
-          auto f = std::make_unique<FakeFetcher>(loop_);
+          auto f = std::make_unique<LoopFetcher>(loop_);
           fetcher_ = f.get();
           return f;
         });
@@ -107,7 +108,7 @@ class GrpcServiceTest : public ::testing::Test {
   EventLoop loop_;
   cache::Store store_{1000};
   std::unique_ptr<PoshService> service_;
-  FakeFetcher* fetcher_ = nullptr;
+  LoopFetcher* fetcher_ = nullptr;
   std::filesystem::path dir_;
   std::unique_ptr<ResolverGrpcService> rpc_;
   std::unique_ptr<grpc::Server> server_;

@@ -1,4 +1,4 @@
-// PoshService with the real Resolver, Store and EventLoop over a FakeFetcher and a
+// PoshService with the real Resolver, Store and EventLoop over a LoopFetcher and a
 // FakeClock: R16-R19 behaviour through the service, without network or sleeping.
 #include "server/posh_service.h"
 
@@ -8,13 +8,17 @@
 #include <future>
 #include <thread>
 
-#include "fake_fetcher.h"
+#include "core/base64.h"
+#include "core/hash.h"
+#include "support/fake_clock.h"
+#include "support/loop_fetcher.h"
+#include "support/test_certs.h"
 #include "util/text.h"
 
 namespace posh::server {
 namespace {
 
-using posh::testing::FakeFetcher;
+using posh::testing::LoopFetcher;
 
 constexpr int64_t kT0 = 1'800'000'000'000;  // 2027-01-15, unix ms
 
@@ -33,7 +37,7 @@ class ServiceTest : public ::testing::Test {
     options_.lifetimes.error_ttl_ms = 30 * 1000LL;
     options_.lifetimes.stale_ttl_ms = 3600 * 1000LL;
     service_ = std::make_unique<PoshService>(loop_, store_, clock_, options_, [this](uv_loop_t*) {
-      auto f = std::make_unique<FakeFetcher>(loop_);
+      auto f = std::make_unique<LoopFetcher>(loop_);
       fetcher_ = f.get();
       return f;
     });
@@ -71,7 +75,7 @@ class ServiceTest : public ::testing::Test {
   EventLoop loop_;
   cache::Store store_{1000};
   std::unique_ptr<PoshService> service_;
-  FakeFetcher* fetcher_ = nullptr;
+  LoopFetcher* fetcher_ = nullptr;
 };
 
 TEST_F(ServiceTest, R16_FoundIsCachedSecondLookupNeedsNoFetch) {
@@ -131,6 +135,108 @@ TEST_F(ServiceTest, R17_NotFoundAndErrorLifetimes) {
   EXPECT_EQ(b.entry->status, cache::EntryStatus::kError);
   EXPECT_EQ(b.entry->expires_at_ms, clock_.NowMs() + 30 * 1000);
   EXPECT_FALSE(b.entry->error.empty());
+}
+
+// Simulated time replaces the integration tests' sleeps (R16: `expires` and --max-ttl bound
+// a record's lifetime; past it the next lookup fetches again).
+TEST_F(ServiceTest, R16_RecordLivesItsExpiresThenIsFetchedAgain) {
+  auto f = LookupAsync("e.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(1));
+  EXPECT_EQ(f.get().entry->expires_at_ms, kT0 + 1000);
+  clock_.Advance(999);
+  EXPECT_TRUE(LookupSync("e.example").from_cache);
+  clock_.Advance(1);  // at `expires`: no longer served, fetched again
+  auto g = LookupAsync("e.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(7200));
+  auto b = g.get();
+  EXPECT_FALSE(b.from_cache);
+  EXPECT_EQ(b.entry->expires_at_ms, clock_.NowMs() + 7200 * 1000);
+}
+
+TEST_F(ServiceTest, R16_MaxTtlCapsTheLifetime) {
+  options_.lifetimes.max_ttl_ms = 60 * 1000;
+  service_->UpdateOptions(options_);
+  Sync();
+  auto f = LookupAsync("m.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(3600));
+  EXPECT_EQ(f.get().entry->expires_at_ms, kT0 + 60 * 1000);
+  clock_.Advance(60 * 1000);
+  auto g = LookupAsync("m.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(2)) << "served past --max-ttl";
+  fetcher_->AnswerStatus(200, FingerprintsDoc(3600));
+  EXPECT_FALSE(g.get().from_cache);
+}
+
+// R17: an error is kept for --error-ttl (back-off: no retrieval meanwhile), then retried.
+TEST_F(ServiceTest, R17_ErrorIsRetriedOnlyAfterTheErrorTtl) {
+  auto f = LookupAsync("err.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(503);
+  EXPECT_EQ(f.get().entry->status, cache::EntryStatus::kError);
+  clock_.Advance(30 * 1000 - 1);
+  auto held = LookupSync("err.example");
+  EXPECT_TRUE(held.from_cache);
+  EXPECT_EQ(held.entry->status, cache::EntryStatus::kError);
+  Sync();
+  EXPECT_EQ(fetcher_->RequestsStarted(), 1u) << "retried within the error TTL";
+  clock_.Advance(1);
+  auto g = LookupAsync("err.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(600));
+  auto b = g.get();
+  EXPECT_FALSE(b.from_cache);
+  EXPECT_EQ(b.entry->status, cache::EntryStatus::kFound);
+}
+
+// R17: --negative-ttl sets how long "no POSH" is believed.
+TEST_F(ServiceTest, R17_NegativeTtlOptionBoundsNotFound) {
+  options_.lifetimes.negative_ttl_ms = 1000;
+  service_->UpdateOptions(options_);
+  Sync();
+  auto f = LookupAsync("nf.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(404);
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  fetcher_->AnswerStatus(404);
+  EXPECT_EQ(f.get().entry->expires_at_ms, kT0 + 1000);
+  clock_.Advance(1000);
+  auto g = LookupAsync("nf.example");
+  ASSERT_TRUE(fetcher_->WaitStarted(3));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(600));
+  EXPECT_EQ(g.get().entry->status, cache::EntryStatus::kFound);
+}
+
+// R14 on a cached record: the presented certificate's validity is judged at the time of
+// the verification, not of the retrieval (a certificate that lapsed since is refused).
+TEST_F(ServiceTest, R14_CertificateThatLapsedSinceTheRetrievalIsNotVerified) {
+  const int64_t t0_s = kT0 / 1000;
+  auto leaf = std::make_shared<const core::Certificate>(
+      posh::testing::MakeCert(posh::testing::EcKey(), t0_s - 86400, t0_s + 10));
+  const std::string doc = R"({"fingerprints":[{"sha-256":")" +
+                          core::EncodeBase64(core::Digest(core::HashAlg::kSha256, leaf->der)) +
+                          R"("}],"expires":3600})";
+  auto verify = [&] {
+    auto p = std::make_shared<std::promise<VerifyAnswer>>();
+    auto fut = p->get_future();
+    service_->Verify(cache::Key{"v.example", "xmpp-server"}, leaf,
+                     [p](VerifyAnswer a) { p->set_value(std::move(a)); });
+    return fut;
+  };
+  auto first = verify();
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, doc);
+  EXPECT_EQ(first.get().verdict, core::Verdict::kVerified);
+  clock_.Advance(10 * 1000);  // notAfter itself is still inside the validity
+  EXPECT_EQ(verify().get().verdict, core::Verdict::kVerified);
+  clock_.Advance(1000);
+  VerifyAnswer lapsed = verify().get();
+  EXPECT_EQ(lapsed.verdict, core::Verdict::kNotVerified);
+  EXPECT_TRUE(lapsed.lookup.from_cache);
+  EXPECT_NE(lapsed.reason.find("expired"), std::string::npos) << lapsed.reason;
+  EXPECT_EQ(fetcher_->RequestsStarted(), 1u);
 }
 
 TEST_F(ServiceTest, R19_RefreshInLastTenPercentAnswersFromCache) {
@@ -224,7 +330,7 @@ struct CappedService {
       : loop_(loop) {
     options.max_concurrent_retrievals = cap;
     service = std::make_unique<PoshService>(loop, store, clock, options, [&](uv_loop_t*) {
-      auto f = std::make_unique<FakeFetcher>(loop);
+      auto f = std::make_unique<LoopFetcher>(loop);
       fetcher = f.get();
       return f;
     });
@@ -258,14 +364,14 @@ struct CappedService {
 
   EventLoop& loop_;
   cache::Store store{100};
-  FakeFetcher* fetcher = nullptr;
+  LoopFetcher* fetcher = nullptr;
   std::unique_ptr<PoshService> service;
 };
 
 TEST_F(ServiceTest, R7_RetrievalsBeyondTheCapWaitTheirTurn) {
   CappedService capped(loop_, clock_, options_, 2);
   auto answers = capped.LookupMany(5);
-  FakeFetcher* fetcher = capped.fetcher;
+  LoopFetcher* fetcher = capped.fetcher;
   ASSERT_TRUE(fetcher->WaitStarted(2));
   Sync();
   EXPECT_EQ(fetcher->RequestsStarted(), 2u);  // three wait for a slot
@@ -284,7 +390,7 @@ TEST_F(ServiceTest, R7_RetrievalsBeyondTheCapWaitTheirTurn) {
 TEST_F(ServiceTest, R7_RaisingTheCapStartsQueuedRetrievalsAtOnce) {
   CappedService capped(loop_, clock_, options_, 1);
   auto answers = capped.LookupMany(3);
-  FakeFetcher* fetcher = capped.fetcher;
+  LoopFetcher* fetcher = capped.fetcher;
   ASSERT_TRUE(fetcher->WaitStarted(1));
   Sync();
   EXPECT_EQ(fetcher->RequestsStarted(), 1u);
@@ -480,6 +586,25 @@ TEST_F(ServiceTest, NewWorkDisplacesARetrievalRunningPastTheJostleTimeout) {
   ASSERT_TRUE(capped.fetcher->WaitStarted(3));
   capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
   EXPECT_EQ(young.future.get().entry->status, cache::EntryStatus::kFound);
+}
+
+// Durations are measured on the monotonic clock: a wall-clock step (NTP, an operator's
+// `date -s`) does not make a running retrieval look old.
+TEST_F(ServiceTest, WallClockStepDoesNotDisplaceARunningRetrieval) {
+  options_.jostle_timeout_ms = 60'000;
+  CappedService capped(loop_, clock_, options_, 1);
+  Miss slow(*capped.service, "blackhole.example");
+  ASSERT_TRUE(capped.fetcher->WaitStarted(1));
+  clock_.Set(clock_.NowMs() + 3600'000);  // the wall clock jumps an hour ahead
+  Miss next(*capped.service, "next.example");
+  capped.OnLoop([] {});
+  EXPECT_EQ(capped.service->stats().displaced.load(), 0u);
+  EXPECT_EQ(capped.service->stats().queued.load(), 1u);
+  capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  EXPECT_EQ(slow.future.get().entry->status, cache::EntryStatus::kFound);
+  ASSERT_TRUE(capped.fetcher->WaitStarted(2));
+  capped.fetcher->AnswerStatus(200, FingerprintsDoc(60));
+  EXPECT_EQ(next.future.get().entry->status, cache::EntryStatus::kFound);
 }
 
 TEST_F(ServiceTest, JostleTimerDisplacesWithoutNewArrivals) {

@@ -1,4 +1,4 @@
-#include "test_certs.h"
+#include "support/test_certs.h"
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
@@ -38,13 +38,16 @@ EVP_PKEY* Ed25519Key() {
   return k.get();
 }
 
-std::vector<uint8_t> MakeCertDer(EVP_PKEY* key, int64_t not_before, int64_t not_after,
-                                 const std::string& cn, long serial) {
+namespace {
+
+// A self-signed DER certificate whose validity `set_validity` writes.
+template <class SetValidity>
+std::vector<uint8_t> SignedCertDer(EVP_PKEY* key, const std::string& cn, long serial,
+                                   SetValidity set_validity) {
   X509* x = X509_new();
   X509_set_version(x, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-  ASN1_TIME_set(X509_getm_notBefore(x), static_cast<time_t>(not_before));
-  ASN1_TIME_set(X509_getm_notAfter(x), static_cast<time_t>(not_after));
+  set_validity(x);
   X509_NAME* name = X509_get_subject_name(x);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
                              reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
@@ -61,6 +64,26 @@ std::vector<uint8_t> MakeCertDer(EVP_PKEY* key, int64_t not_before, int64_t not_
   OPENSSL_free(buf);
   X509_free(x);
   return der;
+}
+
+}  // namespace
+
+std::vector<uint8_t> MakeCertDer(EVP_PKEY* key, int64_t not_before, int64_t not_after,
+                                 const std::string& cn, long serial) {
+  return SignedCertDer(key, cn, serial, [&](X509* x) {
+    ASN1_TIME_set(X509_getm_notBefore(x), static_cast<time_t>(not_before));
+    ASN1_TIME_set(X509_getm_notAfter(x), static_cast<time_t>(not_after));
+  });
+}
+
+std::vector<uint8_t> MakeCertDerWithValidityText(EVP_PKEY* key, const std::string& not_before,
+                                                 const std::string& not_after) {
+  return SignedCertDer(key, "test.example", 1, [&](X509* x) {
+    if (ASN1_TIME_set_string(X509_getm_notBefore(x), not_before.c_str()) != 1 ||
+        ASN1_TIME_set_string(X509_getm_notAfter(x), not_after.c_str()) != 1) {
+      ADD_FAILURE() << "bad ASN.1 time text: " << not_before << " / " << not_after;
+    }
+  });
 }
 
 core::Certificate MakeCert(EVP_PKEY* key, int64_t not_before, int64_t not_after,

@@ -19,7 +19,11 @@ EVP_PKEY* Ed25519Key();
 // A self-signed DER certificate for `key` with the given validity (unix seconds).
 std::vector<uint8_t> MakeCertDer(EVP_PKEY* key, int64_t not_before, int64_t not_after,
                                  const std::string& cn = "test.example", long serial = 1);
-// The same, parsed (the test fails via ADD_FAILURE if parsing fails).
+// The same with the validity written as ASN.1 time text: 13 characters ("YYMMDDHHMMSSZ")
+// make a UTCTime, 15 ("YYYYMMDDHHMMSSZ") a GeneralizedTime.
+std::vector<uint8_t> MakeCertDerWithValidityText(EVP_PKEY* key, const std::string& not_before,
+                                                 const std::string& not_after);
+// MakeCertDer's certificate, parsed (the test fails via ADD_FAILURE if parsing fails).
 core::Certificate MakeCert(EVP_PKEY* key, int64_t not_before, int64_t not_after,
                            const std::string& cn = "test.example", long serial = 1);
 

@@ -1,5 +1,7 @@
-// A scripted Fetcher for service tests: requests wait until the test answers them, so
-// concurrency is deterministic; no network, no sleeping on the loop.
+// A Fetcher for tests of code on a running EventLoop (the service): requests wait until the
+// test thread answers them, and answers are delivered on the loop thread, so concurrency is
+// deterministic; no network, no sleeping on the loop. Single-threaded code on simulated
+// time uses ScriptedFetcher instead.
 #pragma once
 
 #include <condition_variable>
@@ -14,7 +16,7 @@
 
 namespace posh::testing {
 
-class FakeFetcher final : public fetch::Fetcher {
+class LoopFetcher final : public fetch::Fetcher {
  public:
   struct Pending {
     Handle handle;
@@ -22,7 +24,7 @@ class FakeFetcher final : public fetch::Fetcher {
     fetch::FetchCallback cb;
   };
 
-  explicit FakeFetcher(server::EventLoop& loop) : loop_(loop) {}
+  explicit LoopFetcher(server::EventLoop& loop) : loop_(loop) {}
 
   Handle Fetch(fetch::FetchRequest request, fetch::FetchCallback cb) override {
     std::lock_guard lock(mu_);
