@@ -10,7 +10,7 @@ fi
 build_dir=$(cd "$1" && pwd)
 seconds=${2:-20}
 here=$(cd "$(dirname "$0")" && pwd)
-targets=(fuzz_document fuzz_jwk_cert fuzz_domain fuzz_wire fuzz_metrics_http)
+targets=(fuzz_document fuzz_jwk_cert fuzz_domain fuzz_wire fuzz_metrics_http fuzz_xmpp_stream)
 
 # New corpus entries go to a scratch directory; the checked-in seeds are read only.
 work=${POSH_FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/posh-fuzz.XXXXXX")}

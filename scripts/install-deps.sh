@@ -11,6 +11,7 @@ PKGS=(
   python3 python3-cryptography python3-grpcio python3-grpc-tools python3-prometheus-client
   libtomlplusplus-dev scdoc nginx-light systemd curl
   lua5.4 liblua5.4-dev prosody lua-unbound python3-slixmpp
+  libc-ares-dev libexpat1-dev dnsmasq
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -20,8 +20,10 @@
 #include "core/publish.h"
 #include "json_writer.h"
 #include "posh/v1/prometheus.h"
+#include "probe.h"
 #include "rpc_client.h"
 #include "stats_counters.h"
+#include "verdict_name.h"
 
 namespace {
 
@@ -48,11 +50,17 @@ commands:
                                              collector)
   publish CERT... [--format rfc7711|jwk] [--expires SECONDS]
                                              print the POSH document for these certificates
+  probe DOMAIN [--service S] [--connect-to HOST:PORT [--direct-tls]]
+               [--dns-server ADDR[:PORT]] [--ca-file PEM] [--timeout SECS]
+                                             check a live XMPP domain end to end: SRV,
+                                             connect, STARTTLS or direct TLS, the chain,
+                                             PKIX, then POSH through the daemon (--timeout
+                                             bounds the whole probe, default 15)
 
 options:
   --socket PATH   the daemon's socket (default: $POSHD_SOCKET, else the daemon's default)
   --json          one JSON object on standard output
-  --timeout SECS  RPC timeout (default 30)
+  --timeout SECS  RPC timeout (default 30; probe: the whole probe, default 15)
 
 exit status: 0 found/verified/done, 1 no POSH or not verified, 2 undetermined (error),
              64 usage, 69 daemon unreachable
@@ -62,6 +70,7 @@ struct Args {
   std::string socket;
   bool json = false;
   int timeout_s = 30;
+  bool timeout_set = false;
   std::vector<std::string> positional;
   std::string service;
   bool refresh = false;
@@ -71,6 +80,10 @@ struct Args {
   int64_t expires = 86400;
   bool expires_set = false;
   std::string domain_filter;
+  std::string connect_to;
+  bool direct_tls = false;
+  std::string dns_server;
+  std::string ca_file;
 };
 
 int Usage(const std::string& msg) {
@@ -99,18 +112,7 @@ const char* StatusName(posh::v1::LookupStatus s) {
   }
 }
 
-const char* VerdictName(posh::v1::Verdict v) {
-  switch (v) {
-    case posh::v1::VERDICT_VERIFIED:
-      return "verified";
-    case posh::v1::VERDICT_NOT_VERIFIED:
-      return "not_verified";
-    case posh::v1::VERDICT_NO_POSH:
-      return "no_posh";
-    default:
-      return "error";
-  }
-}
+using posh::ctl::VerdictName;
 
 const char* FormatName(posh::v1::DocumentFormat f) {
   switch (f) {
@@ -511,6 +513,34 @@ int CmdPublish(const Args& a) {
   return Usage("--format must be rfc7711 or jwk");
 }
 
+int CmdProbe(const Args& a) {
+  if (a.positional.size() != 2) return Usage("probe takes exactly one DOMAIN");
+  posh::ctl::probe::ProbeOptions o;
+  auto domain = posh::core::NormalizeDomain(a.positional[1]);
+  if (!domain) return Usage(domain.error().message);
+  o.domain = *domain;
+  o.service = a.service.empty() ? "xmpp-server" : a.service;
+  if (o.service != "xmpp-server" && o.service != "xmpp-client") {
+    return Usage("--service must be xmpp-server or xmpp-client for probe");
+  }
+  if (!a.connect_to.empty()) {
+    auto hp = posh::ctl::probe::ParseHostPort(a.connect_to);
+    if (!hp) return Usage("--connect-to: " + hp.error().message);
+    o.connect_to = true;
+    o.connect_host = hp->first;
+    o.connect_port = hp->second;
+  } else if (a.direct_tls) {
+    return Usage("--direct-tls applies to --connect-to");
+  }
+  o.direct_tls = a.direct_tls;
+  o.dns_server = a.dns_server;
+  o.ca_file = a.ca_file;
+  o.timeout_s = a.timeout_set ? a.timeout_s : 15;
+  o.socket = a.socket;
+  o.json = a.json;
+  return posh::ctl::probe::RunProbe(o);
+}
+
 bool ParseInt64(const std::string& s, int64_t* out) {
   if (s.empty()) return false;
   char* end = nullptr;
@@ -566,6 +596,18 @@ int main(int argc, char** argv) {
       if (!take(&a.service)) return Usage("--service needs a name");
     } else if (key == "--cert") {
       if (!take(&a.cert)) return Usage("--cert needs a FILE");
+    } else if (key == "--connect-to") {
+      if (!take(&a.connect_to) || a.connect_to.empty()) {
+        return Usage("--connect-to needs HOST:PORT");
+      }
+    } else if (key == "--dns-server") {
+      if (!take(&a.dns_server) || a.dns_server.empty()) {
+        return Usage("--dns-server needs ADDR[:PORT]");
+      }
+    } else if (key == "--ca-file") {
+      if (!take(&a.ca_file) || a.ca_file.empty()) return Usage("--ca-file needs a PEM file");
+    } else if (key == "--direct-tls") {
+      a.direct_tls = true;
     } else if (key == "--domain") {
       if (!take(&a.domain_filter)) return Usage("--domain needs a DOMAIN");
     } else if (key == "--format") {
@@ -581,6 +623,7 @@ int main(int argc, char** argv) {
         return Usage("--timeout needs SECONDS (1..3600)");
       }
       a.timeout_s = static_cast<int>(t);
+      a.timeout_set = true;
     } else if (arg.size() > 1 && arg[0] == '-') {
       return Usage("unknown option " + arg);
     } else {
@@ -589,7 +632,13 @@ int main(int argc, char** argv) {
   }
   if (a.positional.empty()) return Usage("no command given");
   const std::string& cmd = a.positional[0];
+  const bool probe_flags =
+      !a.connect_to.empty() || a.direct_tls || !a.dns_server.empty() || !a.ca_file.empty();
+  if (probe_flags && cmd != "probe") {
+    return Usage("--connect-to, --direct-tls, --dns-server and --ca-file are options of probe");
+  }
   if (cmd == "publish") return CmdPublish(a);
+  if (cmd == "probe") return CmdProbe(a);
 
   posh::client::ClientOptions co;
   co.socket_path = a.socket;

@@ -60,10 +60,10 @@ run_cases() {
       echo "ok   [$mode] '$1' -> '$got'"
     fi
   }
-  expect "poshctl " "cache lookup publish stats verify"
+  expect "poshctl " "cache lookup probe publish stats verify"
   expect "poshctl c" "cache"
   expect "poshctl --" "--help --json --socket --timeout"
-  expect "poshctl --json " "cache lookup publish stats verify"
+  expect "poshctl --json " "cache lookup probe publish stats verify"
   expect "poshctl cache " "evict flush list show"
   expect "poshctl cache s" "show"
   expect "poshctl lookup example.com --" "--help --json --refresh --service --socket --timeout"
@@ -79,6 +79,8 @@ run_cases() {
   expect "poshctl publish c.pem --f" "--format"
   expect "poshctl cache list --" "--domain --help --json --socket --timeout"
   expect "poshctl cache flush --j" "--json"
+  expect "poshctl probe example.com --d" "--direct-tls --dns-server"
+  expect "poshctl probe example.com --service " "xmpp-client xmpp-server"
   # Files for --cert and publish.
   (cd "$tmp/certs" && expect "poshctl verify example.com --cert peer." "peer.der peer.pem")
   (cd "$tmp/certs" && expect "poshctl publish peer.d" "peer.der")

@@ -81,11 +81,34 @@ T0 = time.monotonic()
 # ---------------------------------------------------------------------------------------
 # Certificates (python3-cryptography)
 
-def make_pki(d):
+def make_cert(cn, k, now, issuer=None, names=(), ca=False):
+    """A test certificate for `cn`: a CA, or a leaf with DNS `names` (signed by
+    issuer = (certificate, key), else self-signed), valid from a day before `now` for 30 days.
+    Shared with tests/probe."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    b = (x509.CertificateBuilder().subject_name(name)
+         .issuer_name(issuer[0].subject if issuer else name)
+         .public_key(k.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=1))
+         .not_valid_after(now + datetime.timedelta(days=30))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if ca:
+        b = b.add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+                            critical=True)
+    else:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                            critical=False)
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                   ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    return b.sign(issuer[1] if issuer else k, hashes.SHA256())
+
+
+def make_pki(d):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
 
     now = datetime.datetime.now(datetime.timezone.utc)
 
@@ -93,22 +116,7 @@ def make_pki(d):
         return ec.generate_private_key(ec.SECP256R1())
 
     def cert(cn, k, issuer=None, names=(), ca=False):
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-        b = (x509.CertificateBuilder().subject_name(name)
-             .issuer_name(issuer[0].subject if issuer else name)
-             .public_key(k.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(days=1))
-             .not_valid_after(now + datetime.timedelta(days=30))
-             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if ca:
-            b = b.add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-                                critical=True)
-        else:
-            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                                critical=False)
-            b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                       ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        return b.sign(issuer[1] if issuer else k, hashes.SHA256())
+        return make_cert(cn, k, now, issuer, names, ca)
 
     def write(stem, c, k):
         with open(stem + ".crt", "wb") as f:
