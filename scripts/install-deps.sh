@@ -12,6 +12,7 @@ PKGS=(
   libtomlplusplus-dev scdoc nginx-light systemd curl
   lua5.4 liblua5.4-dev prosody lua-unbound python3-slixmpp
   libc-ares-dev libexpat1-dev dnsmasq
+  libhiredis-dev redis-server
 )
 missing=()
 for p in "${PKGS[@]}"; do
