@@ -186,6 +186,23 @@ std::string DecodeEntry(const pb::SnapEntry& in, Key* key, std::shared_ptr<const
 
 }  // namespace
 
+std::string SerializeEntry(const Key& key, const Entry& entry) {
+  pb::SnapEntry msg;
+  EncodeEntry(key, entry, &msg);
+  std::string out;
+  msg.SerializeToString(&out);
+  return out;
+}
+
+std::string ParseEntry(std::string_view bytes, Key* key, std::shared_ptr<const Entry>* entry) {
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) return "too large";
+  pb::SnapEntry msg;
+  if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return "not a SnapEntry message";
+  }
+  return DecodeEntry(msg, key, entry);
+}
+
 Result<size_t> WriteSnapshot(const std::string& path, const SnapshotItems& items,
                              int64_t written_at_ms) {
   google::protobuf::ArenaOptions arena_options;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,5 +38,12 @@ Result<size_t> WriteSnapshot(const std::string& path, const SnapshotItems& items
 // missing file is an empty snapshot. Truncated, corrupt, unknown version or an entry with
 // out-of-range values: an error, and nothing of the file is returned.
 Result<SnapshotItems> ReadSnapshot(const std::string& path, int64_t now_ms);
+
+// One entry alone, in the snapshot's own message (posh.v1.snapshot.SnapEntry): the second
+// tier (daemon/l2) stores entries in this form. SerializeEntry never fails for a valid
+// entry. ParseEntry returns an empty string on success, else why the bytes are refused
+// (not a SnapEntry, or out-of-range values); lifetimes are not judged here.
+std::string SerializeEntry(const Key& key, const Entry& entry);
+std::string ParseEntry(std::string_view bytes, Key* key, std::shared_ptr<const Entry>* entry);
 
 }  // namespace posh::cache

@@ -1,0 +1,101 @@
+// RedisTier: the second tier on Redis, through hiredis's async API on poshd's own libuv
+// loop (its libuv adapter). Never blocks and is never on an answer's critical path:
+//   - a read gets a bounded budget (read_budget_ms); past it the caller gets a miss and
+//     the late reply is ignored;
+//   - while disconnected, Get says "not asked" at once and Put does nothing; reconnection
+//     runs in the background with exponential back-off (100 ms .. 10 s);
+//   - writes are fire and forget: SET key value PX <remaining lifetime>; a refused one
+//     (maxmemory) is counted, nothing else;
+//   - at most max_outstanding commands wait for replies (a slow Redis cannot grow
+//     hiredis's buffers without bound): over it, reads are not asked and writes dropped.
+// Loop thread only (created, used and destroyed there; checked).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <unordered_map>
+
+#include "cache/lifetime.h"
+#include "core/result.h"
+#include "l2/second_tier.h"
+#include "util/clock.h"
+#include "util/thread_checker.h"
+
+struct redisAsyncContext;
+
+namespace posh::l2 {
+
+// Where Redis listens: "redis://HOST:PORT" (HOST an IP address or "localhost": no name
+// resolution on the loop) or "unix:PATH".
+struct RedisAddress {
+  bool unix_socket = false;
+  std::string host;  // IP literal, or the socket path
+  int port = 6379;
+};
+Result<RedisAddress> ParseRedisUrl(const std::string& url);
+
+struct RedisTierOptions {
+  RedisAddress address;
+  std::string fleet_key;  // >= kMinFleetKeySize bytes (LoadFleetKey)
+  cache::Lifetimes lifetimes;
+  int64_t read_budget_ms = 50;
+  int64_t min_backoff_ms = 100;
+  int64_t max_backoff_ms = 10'000;
+  size_t max_outstanding = 1024;
+};
+
+class RedisTier final : public SecondTier {
+ public:
+  // Connects at once (in the background); `stats` and `clock` outlive the tier.
+  RedisTier(uv_loop_t* loop, const Clock& clock, RedisTierOptions options, L2Stats* stats);
+  // Closes the connection; pending callbacks are dropped (not run). Loop thread.
+  ~RedisTier() override;
+
+  bool Get(const cache::Key& key, GetCallback cb) override;
+  void Put(const cache::Key& key, const cache::Entry& entry) override;
+  // New lifetimes (SIGHUP): applies to entries read afterwards.
+  void SetLifetimes(const cache::Lifetimes& lifetimes);
+  bool connected() const { return connected_; }
+
+ private:
+  struct Pending {
+    cache::Key key;
+    GetCallback cb;
+  };
+  void Connect();
+  void ScheduleReconnect();
+  void ArmReadTimer();
+  void ExpireReads();
+  void OnGetReply(uint64_t id, void* reply);
+  void OnSetReply(void* reply);
+  void OnDisconnected();
+  static void GetReplyThunk(redisAsyncContext* ac, void* reply, void* privdata);
+  static void SetReplyThunk(redisAsyncContext* ac, void* reply, void* privdata);
+  static void ConnectThunk(const redisAsyncContext* ac, int status);
+  static void DisconnectThunk(const redisAsyncContext* ac, int status);
+
+  uv_loop_t* loop_;
+  const Clock& clock_;
+  RedisTierOptions options_;
+  L2Stats* stats_;
+  util::ThreadChecker loop_thread_;
+
+  redisAsyncContext* ac_ = nullptr;
+  bool connected_ = false;
+  bool closing_ = false;
+  int64_t backoff_ms_ = 0;
+  uv_timer_t* reconnect_timer_ = nullptr;
+  uv_timer_t* read_timer_ = nullptr;
+  uint64_t next_id_ = 1;
+  size_t outstanding_ = 0;  // commands sent, reply not yet in (reads and writes)
+  std::unordered_map<uint64_t, Pending> pending_;
+  // Reads in the order sent (all have the same budget, so deadlines are in order too).
+  std::deque<std::pair<uint64_t, uint64_t>> deadlines_;  // (uv_now deadline, id)
+  bool logged_down_ = false;
+  int64_t next_set_log_ms_ = 0;
+};
+
+}  // namespace posh::l2
