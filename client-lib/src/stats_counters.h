@@ -10,7 +10,7 @@
 namespace posh::client_rpc {
 
 template <class GetStatsResponse>
-std::array<std::pair<const char*, uint64_t>, 22> StatsCounters(const GetStatsResponse& s) {
+std::array<std::pair<const char*, uint64_t>, 27> StatsCounters(const GetStatsResponse& s) {
   return {{{"lookups", s.lookups()},
            {"verifies", s.verifies()},
            {"cache_hits", s.cache_hits()},
@@ -32,7 +32,12 @@ std::array<std::pair<const char*, uint64_t>, 22> StatsCounters(const GetStatsRes
            {"reference_fetches", s.reference_fetches()},
            {"connections", s.connections()},
            {"connections_refused", s.connections_refused()},
-           {"requests_too_large", s.requests_too_large()}}};
+           {"requests_too_large", s.requests_too_large()},
+           {"l2_hits", s.l2_hits()},
+           {"l2_misses", s.l2_misses()},
+           {"l2_writes", s.l2_writes()},
+           {"l2_errors", s.l2_errors()},
+           {"l2_bad_macs", s.l2_bad_macs()}}};
 }
 
 }  // namespace posh::client_rpc

@@ -57,7 +57,7 @@ class RedisTier final : public SecondTier {
   bool Get(const cache::Key& key, GetCallback cb) override;
   void Put(const cache::Key& key, const cache::Entry& entry) override;
   // New lifetimes (SIGHUP): applies to entries read afterwards.
-  void SetLifetimes(const cache::Lifetimes& lifetimes);
+  void SetLifetimes(const cache::Lifetimes& lifetimes) override;
   bool connected() const { return connected_; }
 
  private:

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "cache/entry.h"
+#include "cache/lifetime.h"
 
 namespace posh::l2 {
 
@@ -33,6 +34,8 @@ class SecondTier {
   virtual bool Get(const cache::Key& key, GetCallback cb) = 0;
   // Fire and forget: a fresh found / not-found entry, kept for its remaining lifetime.
   virtual void Put(const cache::Key& key, const cache::Entry& entry) = 0;
+  // Reloaded lifetimes (SIGHUP): entries read afterwards are judged by them.
+  virtual void SetLifetimes(const cache::Lifetimes& lifetimes) = 0;
 };
 
 }  // namespace posh::l2

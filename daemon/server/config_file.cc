@@ -101,6 +101,8 @@ std::vector<std::string> SettingsNeedingRestart(const DaemonOptions& running,
   check("socket-mode", n.socket_mode != r.socket_mode);
   check("state-dir", n.state_dir != r.state_dir);
   check("metrics-listen", n.metrics_listen != r.metrics_listen);
+  check("redis", n.redis != r.redis);
+  check("redis-key-file", n.redis_key_file != r.redis_key_file);
   check("loop-niceness", n.loop_niceness != r.loop_niceness);
   check("connect-to", n.fetcher.connect_to != r.fetcher.connect_to);
   check("allow-private-addresses",

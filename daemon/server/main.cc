@@ -24,6 +24,8 @@
 #include <thread>
 
 #include "cache/store.h"
+#include "l2/entry_codec.h"
+#include "l2/redis_tier.h"
 #include "posh/v1/prometheus.h"
 #include "server/config_file.h"
 #include "server/connection_limit.h"
@@ -174,6 +176,27 @@ int Run(int argc, char** argv, DaemonOptions opts) {
     return 64;
   }
 
+  // The second tier (issue 16): the fleet key is read once, here; a key file others can
+  // read, or a short one, stops the start (entries would be forgeable).
+  std::string fleet_key;
+  posh::l2::RedisAddress redis_address;
+  if (!opts.redis.empty()) {
+    if (opts.redis_key_file.empty()) {
+      posh::log::Direct(posh::log::Level::kError,
+                        "poshd: --redis needs --redis-key-file (the fleet's key)");
+      return 64;
+    }
+    auto address = posh::l2::ParseRedisUrl(opts.redis);
+    auto key = posh::l2::LoadFleetKey(opts.redis_key_file);
+    if (!address || !key) {
+      posh::log::Direct(posh::log::Level::kError,
+                        "poshd: " + (address ? key.error() : address.error()).message);
+      return 64;
+    }
+    redis_address = *address;
+    fleet_key = std::move(*key);
+  }
+
   // Signals are taken synchronously by the main thread; block them before any thread
   // starts so that no other thread receives them.
   sigset_t signals;
@@ -246,6 +269,17 @@ int Run(int argc, char** argv, DaemonOptions opts) {
                                     [fetcher_options](uv_loop_t* uv) {
                                       return posh::fetch::MakeCurlFetcher(uv, fetcher_options);
                                     });
+  if (!opts.redis.empty()) {
+    posh::l2::RedisTierOptions tier;
+    tier.address = redis_address;
+    tier.fleet_key = fleet_key;
+    tier.lifetimes = opts.service.lifetimes;
+    service.SetSecondTierFactory(
+        [tier, &clock](uv_loop_t* uv, posh::l2::L2Stats* l2_stats) {
+          return std::make_unique<posh::l2::RedisTier>(uv, clock, tier, l2_stats);
+        });
+    POSH_LOG_INFO("second tier: Redis at %s", opts.redis.c_str());
+  }
   if (metrics_fd >= 0) {
     // The same snapshot as GetStats, built and formatted on the loop thread per scrape.
     metrics = std::make_unique<posh::server::MetricsServer>([&service] {

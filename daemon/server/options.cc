@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "l2/redis_tier.h"
 #include "server/metrics_http.h"
 
 namespace posh::server {
@@ -79,6 +80,12 @@ POSH (RFC 7711) resolution daemon for XMPP servers; gRPC API on a unix socket.
   --log-level LEVEL              error, warn, info (default), debug
   --metrics-listen ADDR:PORT     optional Prometheus endpoint (/metrics) on loopback
                                  (127.0.0.1:PORT or [::1]:PORT); off by default
+  --redis URL                    optional second tier shared by a fleet of daemons:
+                                 redis://HOST:PORT (HOST an IP address or localhost) or
+                                 unix:PATH; asked on a local miss before fetching, fresh
+                                 results written back; off by default
+  --redis-key-file FILE          the fleet's key (32+ bytes, readable by poshd only) that
+                                 authenticates entries in Redis; required with --redis
   --help, --version
 )";
 }
@@ -188,6 +195,14 @@ Result<bool> ApplySetting(const std::string& key, const std::string& value, Daem
       if (!ep) return Fail(ep.error());
     }
     o->metrics_listen = value;
+  } else if (key == "redis") {
+    if (!value.empty()) {  // empty: off
+      auto a = l2::ParseRedisUrl(value);
+      if (!a) return Fail(Error{64, a.error().message});
+    }
+    o->redis = value;
+  } else if (key == "redis-key-file") {
+    o->redis_key_file = value;
   } else if (key == "log-level") {
     if (!log::ParseLevel(value, &o->log_level)) {
       return Fail(Error{64, "--log-level: \"" + value + "\" is not error, warn, info or debug"});

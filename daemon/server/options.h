@@ -17,6 +17,9 @@ struct DaemonOptions {
   std::string config_file;
   std::string state_dir;       // empty: no persistence
   std::string metrics_listen;  // loopback ADDR:PORT of the Prometheus endpoint; empty: off
+  // The second tier shared by a fleet (issue 16): redis://HOST:PORT or unix:PATH; empty: off.
+  std::string redis;
+  std::string redis_key_file;  // the fleet's HMAC key (required with redis)
   fetch::CurlFetcherOptions fetcher;
   ServiceOptions service;
   size_t max_entries = 100000;

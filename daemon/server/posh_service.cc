@@ -69,6 +69,12 @@ PoshService::PoshService(EventLoop& loop, cache::Store& store, const Clock& cloc
 
 PoshService::~PoshService() = default;
 
+void PoshService::SetSecondTierFactory(SecondTierFactory factory) {
+  // Before the loop runs (main), or from a test before StartOnLoop: nothing else touches
+  // the factory then (hence no analysis: the loop capability is not held yet).
+  second_tier_factory_ = std::move(factory);
+}
+
 void PoshService::StartOnLoop() {
   POSH_DCHECK_ON_LOOP(loop_);
   fetcher_ = fetcher_factory_(loop_.uv());
@@ -78,6 +84,7 @@ void PoshService::StartOnLoop() {
   jostle_timer_ = new uv_timer_t;
   uv_timer_init(loop_.uv(), jostle_timer_);
   jostle_timer_->data = this;
+  if (second_tier_factory_) l2_ = second_tier_factory_(loop_.uv(), &stats_.l2);
 }
 
 std::shared_ptr<const cache::Entry> PoshService::ServiceErrorEntry(resolve::ErrorKind kind,
@@ -104,7 +111,9 @@ void PoshService::StopOnLoop() {
   UpdateQueueStatsOnLoop();
   auto entry = ShuttingDownEntry();
   for (auto& [k, flight] : pending) {
-    if (flight.running && flight.resolver) flight.resolver->Cancel(flight.handle);
+    if (flight.running && flight.resolver && flight.handle != 0) {
+      flight.resolver->Cancel(flight.handle);
+    }
     for (auto& w : flight.waiters) w.cb(LookupAnswer{entry, false, false});
   }
   if (jostle_timer_) {
@@ -112,6 +121,7 @@ void PoshService::StopOnLoop() {
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     jostle_timer_ = nullptr;
   }
+  l2_.reset();  // pending reads are dropped: their flights were answered above
   retired_.clear();
   resolver_.reset();
   fetcher_.reset();
@@ -246,7 +256,8 @@ PoshService::Flight PoshService::RemoveFlightOnLoop(const std::string& mk, bool 
   if (flight.queued) queue_.erase(flight.queue_pos);
   if (flight.running) {
     running_order_.erase(flight.running_pos);
-    if (cancel) flight.resolver->Cancel(flight.handle);
+    // handle 0: still asking the second tier (its late reply finds no flight).
+    if (cancel && flight.handle != 0) flight.resolver->Cancel(flight.handle);
   }
   flight.queued = flight.running = false;
   for (const auto& w : flight.waiters) {
@@ -331,14 +342,18 @@ void PoshService::OnMissOnLoop(cache::Key key, bool refresh, MissTicket ticket, 
       return;
     }
   }
-  StartResolutionOnLoop(key, Waiter{ticket, std::move(cb)}, /*background=*/false);
+  StartResolutionOnLoop(key, Waiter{ticket, std::move(cb)}, /*background=*/false, refresh);
 }
 
-void PoshService::StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bool background) {
+void PoshService::StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bool background,
+                                        bool refresh) {
   std::string mk = MapKey(key);
   Flight& flight = in_flight_[mk];
   flight.key = key;
+  flight.id = ++next_flight_id_;
   flight.background = background;
+  // A background refresh or a caller's refresh wants the origin, not a copy of the fleet's.
+  flight.l2_asked = background || refresh;
   flight.started_ms = clock_.MonotonicMs();
   if (waiter.cb) {
     if (waiter.ticket != 0) ticket_flights_.emplace(waiter.ticket, mk);
@@ -384,11 +399,51 @@ void PoshService::LaunchOnLoop(const std::string& mk, Flight& flight) {
   flight.running_pos = running_order_.insert(running_order_.end(), mk);
   flight.started_ms = clock_.MonotonicMs();
   flight.resolver = resolver_.get();
+  flight.handle = 0;
+  if (l2_ && !flight.l2_asked) {
+    // Inside the flight: one read of the second tier per key, however many callers wait
+    // (R18). It holds the slot for at most the tier's read budget.
+    flight.l2_asked = true;
+    const uint64_t id = flight.id;
+    if (l2_->Get(flight.key, [this, mk, id](std::shared_ptr<const cache::Entry> entry) {
+          POSH_DCHECK_ON_LOOP(loop_);
+          OnSecondTierOnLoop(mk, id, std::move(entry));
+        })) {
+      return;
+    }
+  }
+  ResolveOnLoop(flight);
+}
+
+void PoshService::ResolveOnLoop(Flight& flight) {
+  flight.resolver = resolver_.get();
   const cache::Key key = flight.key;
   flight.handle = resolver_->Resolve(key.domain, key.service, [this, key](resolve::Resolution r) {
     POSH_DCHECK_ON_LOOP(loop_);
     OnResolvedOnLoop(key, std::move(r));
   });
+}
+
+void PoshService::OnSecondTierOnLoop(const std::string& mk, uint64_t id,
+                                     std::shared_ptr<const cache::Entry> entry) {
+  if (stopped_) return;
+  auto it = in_flight_.find(mk);
+  if (it == in_flight_.end() || it->second.id != id || !it->second.running ||
+      it->second.handle != 0) {
+    return;  // dropped meanwhile (abandoned, displaced): nothing waits for this answer
+  }
+  if (!entry) {
+    ResolveOnLoop(it->second);  // miss, timeout, error: fetch as without the tier
+    return;
+  }
+  Flight flight = RemoveFlightOnLoop(mk, /*cancel=*/false);
+  PostLaunchQueuedOnLoop();
+  POSH_LOG_DEBUG("POSH for %s (%s) from the second tier", flight.key.domain.c_str(),
+                 flight.key.service.c_str());
+  store_.Put(flight.key, entry);
+  ClearRefreshPosted(mk);
+  for (auto& w : flight.waiters) w.cb(LookupAnswer{entry, false, false});
+  TrimMemoryWhenIdleOnLoop();
 }
 
 bool PoshService::HasRetrievalSlot() const {
@@ -525,6 +580,8 @@ void PoshService::OnResolvedOnLoop(const cache::Key& key, resolve::Resolution r)
     }
   }
   store_.Put(key, entry);
+  // A fresh result from the origin is shared with the fleet; errors and stale copies never.
+  if (l2_ && !stale && entry->status != cache::EntryStatus::kError) l2_->Put(key, *entry);
   ClearRefreshPosted(mk);
   for (auto& w : flight.waiters) w.cb(LookupAnswer{entry, false, stale});
   if (!retired_.empty()) {
@@ -598,6 +655,7 @@ void PoshService::UpdateOptions(ServiceOptions options) {
     options_ = options;
     lifetimes_ = options.lifetimes;
     if (resolver_) resolver_->SetOptions(options.resolver);
+    if (l2_) l2_->SetLifetimes(options.lifetimes);
     JostleOnLoop();        // a lowered jostle timeout applies at once
     LaunchQueuedOnLoop();  // a raised max_concurrent_retrievals frees slots at once
   });

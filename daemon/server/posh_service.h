@@ -20,6 +20,7 @@
 #include "core/certificate.h"
 #include "core/matcher.h"
 #include "fetch/fetcher.h"
+#include "l2/second_tier.h"
 #include "resolve/resolver.h"
 #include "server/event_loop.h"
 #include "util/clock.h"
@@ -85,6 +86,7 @@ struct ServiceStats {
       invalid_requests{0}, queued{0}, dropped{0}, displaced{0}, reference_shared{0},
       reference_fetches{0}, connections{0}, connections_refused{0}, requests_too_large{0};
   LatencyHistogram retrieval_latency;
+  l2::L2Stats l2;  // the second tier (--redis); all zero without one
   int64_t started_at_ms = 0;  // set once at construction
 };
 
@@ -101,6 +103,13 @@ class PoshService {
   PoshService(EventLoop& loop, cache::Store& store, const Clock& clock, ServiceOptions options,
               FetcherFactory fetcher_factory);
   ~PoshService();
+
+  // The optional second tier (--redis, issue 16), created on the loop thread by
+  // StartOnLoop and destroyed by StopOnLoop. Set before the loop starts; without it (the
+  // default) nothing of the miss path changes.
+  using SecondTierFactory =
+      std::function<std::unique_ptr<l2::SecondTier>(uv_loop_t*, l2::L2Stats*)>;
+  void SetSecondTierFactory(SecondTierFactory factory) ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // Loop thread (asserted): create / destroy the fetcher and resolver. StopOnLoop answers
   // every waiter with a "shutting down" error.
@@ -153,6 +162,7 @@ class PoshService {
   // keeps its position in those lists so that dropping it is O(1).
   struct Flight {
     cache::Key key;
+    uint64_t id = 0;  // tells a reused key's new flight from the old one (late replies)
     std::vector<Waiter> waiters;
     resolve::Resolver::Handle handle = 0;
     resolve::Resolver* resolver = nullptr;
@@ -160,13 +170,22 @@ class PoshService {
     bool background = false;  // a refresh the cache needs: kept when nobody waits
     bool queued = false;
     bool running = false;
+    bool l2_asked = false;  // the second tier was asked (or must not be: refresh, background)
     std::list<std::string>::iterator queue_pos;    // valid while queued
     std::list<std::string>::iterator running_pos;  // valid while running
   };
 
   void OnMissOnLoop(cache::Key key, bool refresh, MissTicket ticket, LookupCallback cb)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
-  void StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bool background)
+  // `refresh`: the caller asked for a fresh retrieval: the second tier is not asked.
+  void StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bool background,
+                             bool refresh = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  // A launched flight's retrieval proper, on the resolver (after the second tier missed).
+  void ResolveOnLoop(Flight& flight) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
+  // The second tier's answer for flight `id` of `mk`: a hit is stored and answered, a miss
+  // goes on to the retrieval. Ignored when that flight is gone (abandoned, displaced).
+  void OnSecondTierOnLoop(const std::string& mk, uint64_t id,
+                          std::shared_ptr<const cache::Entry> entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
   void LaunchOnLoop(const std::string& mk, Flight& flight) ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
   void LaunchQueuedOnLoop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(loop_);
@@ -220,6 +239,9 @@ class PoshService {
   // Loop thread only.
   std::unique_ptr<fetch::Fetcher> fetcher_ ABSL_GUARDED_BY(loop_);
   std::unique_ptr<resolve::Resolver> resolver_ ABSL_GUARDED_BY(loop_);
+  SecondTierFactory second_tier_factory_ ABSL_GUARDED_BY(loop_);
+  std::unique_ptr<l2::SecondTier> l2_ ABSL_GUARDED_BY(loop_);  // null without --redis
+  uint64_t next_flight_id_ ABSL_GUARDED_BY(loop_) = 0;
   struct Retired {
     std::unique_ptr<fetch::Fetcher> fetcher;
     std::unique_ptr<resolve::Resolver> resolver;

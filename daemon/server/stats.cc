@@ -25,6 +25,11 @@ void FillStats(PoshService& service, v1::GetStatsResponse* out) {
   out->set_connections(r(s.connections));
   out->set_connections_refused(r(s.connections_refused));
   out->set_requests_too_large(r(s.requests_too_large));
+  out->set_l2_hits(r(s.l2.hits));
+  out->set_l2_misses(r(s.l2.misses));
+  out->set_l2_writes(r(s.l2.writes));
+  out->set_l2_errors(r(s.l2.errors));
+  out->set_l2_bad_macs(r(s.l2.bad_macs));
   out->mutable_started_at()->set_seconds(s.started_at_ms / 1000);
   out->mutable_started_at()->set_nanos(static_cast<int32_t>((s.started_at_ms % 1000) * 1000000));
   auto st = service.store().Stats();

@@ -58,6 +58,11 @@ SCALARS = {
     "connections": ("poshd_connections", "gauge"),
     "connections_refused": ("poshd_connections_refused_total", "counter"),
     "requests_too_large": ("poshd_requests_too_large_total", "counter"),
+    "l2_hits": ("poshd_l2_hits_total", "counter"),
+    "l2_misses": ("poshd_l2_misses_total", "counter"),
+    "l2_writes": ("poshd_l2_writes_total", "counter"),
+    "l2_errors": ("poshd_l2_errors_total", "counter"),
+    "l2_bad_macs": ("poshd_l2_bad_macs_total", "counter"),
 }
 HIST = "poshd_retrieval_duration_seconds"
 
