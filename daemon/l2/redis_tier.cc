@@ -170,7 +170,8 @@ void RedisTier::ConnectThunk(const redisAsyncContext* ac, int status) {
   }
   self->connected_ = true;
   self->backoff_ms_ = self->options_.min_backoff_ms;
-  if (self->logged_down_) POSH_LOG_INFO("redis: connected again");
+  POSH_LOG_INFO("redis: connected%s", self->ever_connected_ ? " again" : "");
+  self->ever_connected_ = true;
   self->logged_down_ = false;
 }
 

@@ -95,6 +95,7 @@ class RedisTier final : public SecondTier {
   // Reads in the order sent (all have the same budget, so deadlines are in order too).
   std::deque<std::pair<uint64_t, uint64_t>> deadlines_;  // (uv_now deadline, id)
   bool logged_down_ = false;
+  bool ever_connected_ = false;
   int64_t next_set_log_ms_ = 0;
 };
 

@@ -319,14 +319,24 @@ TEST(Options, AFlagWithoutItsValueIsRefused) {
 TEST(Options, UnknownFlagsAndStrayArgumentsAreRefused) {
   EXPECT_EQ(ParseError({"--frobnicate", "1"}), "unknown flag --frobnicate");
   EXPECT_EQ(ParseError({"--frobnicate=1"}), "unknown flag --frobnicate");
-  // The file-only name is not a flag either: INTERFACE.md's --redis is not implemented.
-  EXPECT_EQ(ParseError({"--redis", "redis://127.0.0.1:6379"}), "unknown flag --redis");
   EXPECT_EQ(ParseError({"-v"}), "unexpected argument \"-v\"");
   EXPECT_EQ(ParseError({"example.com"}), "unexpected argument \"example.com\"");
   // The first error is reported, and nothing after it is applied.
   DaemonOptions o;
   EXPECT_FALSE(Parse({"--bogus", "1", "--max-entries", "5"}, &o));
   EXPECT_EQ(o.max_entries, 100000u);
+}
+
+TEST(Options, RedisSecondTierIsOffByDefaultAndChecked) {
+  EXPECT_TRUE(ParseOk({}).redis.empty());
+  const DaemonOptions o = ParseOk({"--redis", "unix:/run/redis/redis.sock", "--redis-key-file",
+                                   "/etc/poshd/fleet.key"});
+  EXPECT_EQ(o.redis, "unix:/run/redis/redis.sock");
+  EXPECT_EQ(o.redis_key_file, "/etc/poshd/fleet.key");
+  EXPECT_EQ(ParseOk({"--redis=redis://127.0.0.1:6380"}).redis, "redis://127.0.0.1:6380");
+  // No name resolution on the loop: HOST is an address (or localhost).
+  EXPECT_NE(ParseError({"--redis", "redis://cache.example.net:6379"}), "(accepted)");
+  EXPECT_NE(ParseError({"--redis", "memcached://127.0.0.1"}), "(accepted)");
 }
 
 TEST(Options, HelpAndVersionAreNotedForMain) {

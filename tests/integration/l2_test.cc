@@ -1,0 +1,181 @@
+// The second tier on a real Redis (issue 16): Debian's redis-server, started by the test on a
+// unix socket in its temp dir, shared by two daemons. The second daemon's lookup of a domain
+// the first fetched reaches no origin; a Redis that goes away changes nothing but counters;
+// an entry not written by the fleet (no MAC, wrong MAC, altered bytes) is never served.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "harness.h"
+
+namespace posh_it {
+namespace {
+
+using namespace std::chrono_literals;
+
+class L2 : public PoshTest {
+ protected:
+  void SetUp() override {
+    PoshTest::SetUp();
+    if (access("/usr/bin/redis-server", X_OK) != 0) GTEST_SKIP() << "redis-server not installed";
+    redis_sock_ = dir() / "redis.sock";
+    SpawnOptions so;
+    so.stdout_path = dir() / "redis.log";
+    so.stderr_path = dir() / "redis.log";
+    redis_ = Spawn({"/usr/bin/redis-server", "--port", "0", "--unixsocket", redis_sock_.string(),
+                    "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir",
+                    dir().string()},
+                   so);
+    for (int i = 0; i < 200 && !fs::exists(redis_sock_); ++i) std::this_thread::sleep_for(25ms);
+    ASSERT_TRUE(fs::exists(redis_sock_)) << "redis-server did not start";
+    key_file_ = dir() / "fleet.key";
+    {
+      std::ofstream(key_file_) << std::string(32, 'F') << "fleet";
+    }
+    ::chmod(key_file_.c_str(), 0600);
+  }
+  void TearDown() override {
+    if (second_.Running()) second_.Stop();
+    PoshTest::TearDown();
+    if (redis_.valid()) redis_.Terminate(5s);
+  }
+  std::vector<std::string> RedisFlags() const {
+    return {"--redis", "unix:" + redis_sock_.string(), "--redis-key-file", key_file_.string()};
+  }
+  // Waits until `log` says the tier is connected.
+  static bool WaitConnected(const std::function<std::string()>& log) {
+    for (int i = 0; i < 200; ++i) {
+      if (log().find("redis: connected") != std::string::npos) return true;
+      std::this_thread::sleep_for(25ms);
+    }
+    return false;
+  }
+  void StartBoth() {
+    ASSERT_NO_FATAL_FAILURE(StartDaemon(RedisFlags()));
+    ASSERT_TRUE(WaitConnected([this] { return daemon_.Log(); })) << daemon_.Log();
+    fs::create_directories(dir() / "b");
+    std::string why;
+    ASSERT_TRUE(second_.Start(dir() / "b", origin_, RedisFlags(), 3, &why)) << why;
+    ASSERT_TRUE(WaitConnected([this] { return second_.Log(); })) << second_.Log();
+  }
+  CtlResult CtlB(const std::vector<std::string>& args) {
+    std::vector<std::string> a = {"--socket", second_.socket().string(), "--json"};
+    a.insert(a.end(), args.begin(), args.end());
+    return CtlRaw(a);
+  }
+  double Stat(const CtlResult& r, const char* name) {
+    auto v = r.json.Num(name);
+    EXPECT_TRUE(v) << "stats lacks " << name << ": " << r.Describe();
+    return v.value_or(-1);
+  }
+  RunResult RedisCli(const std::vector<std::string>& args) {
+    std::vector<std::string> a = {"/usr/bin/redis-cli", "-s", redis_sock_.string()};
+    a.insert(a.end(), args.begin(), args.end());
+    return posh_it::Run(a, dir(), 10s);
+  }
+  // Replaces the stored value of `key` with `bytes` (binary-safe: redis-cli -x from a file).
+  void RedisSetRaw(const std::string& key, const std::string& bytes) {
+    const fs::path f = dir() / "value.bin";
+    {
+      std::ofstream(f, std::ios::binary) << bytes;
+    }
+    RunResult r = posh_it::Run({"/bin/sh", "-c",
+                       "/usr/bin/redis-cli -s '" + redis_sock_.string() + "' -x SET '" + key +
+                           "' < '" + f.string() + "'"},
+                      dir(), 10s);
+    ASSERT_EQ(r.status, 0) << r.Describe();
+  }
+  std::string RedisGetRaw(const std::string& key) {
+    RunResult r = RedisCli({"--raw", "GET", key});
+    EXPECT_EQ(r.status, 0) << r.Describe();
+    std::string v = r.out;
+    if (!v.empty() && v.back() == '\n') v.pop_back();  // redis-cli --raw adds one
+    return v;
+  }
+
+  fs::path redis_sock_;
+  fs::path key_file_;
+  Process redis_;
+  Daemon second_;
+};
+
+TEST_F(L2, SecondDaemonIsAnsweredFromRedisWithoutFetching) {
+  ServeFingerprints("l2.example.test", "xmpp");
+  ASSERT_NO_FATAL_FAILURE(StartBoth());
+  POSH_EXPECT_STATUS(Lookup("l2.example.test"), "found", 0);
+  EXPECT_EQ(origin_.Count("l2.example.test", kRfcPath), 1);
+  // The write is fire and forget: wait for it to land.
+  for (int i = 0; i < 100 && Stat(Ctl({"stats"}), "l2_writes") < 1; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(Stat(Ctl({"stats"}), "l2_writes"), 1);
+  EXPECT_EQ(RedisCli({"EXISTS", "poshd:v1:xmpp-server:l2.example.test"}).out, "1\n");
+
+  CtlResult b = CtlB({"lookup", "l2.example.test"});
+  POSH_EXPECT_STATUS(b, "found", 0);
+  EXPECT_EQ(origin_.Count("l2.example.test", kRfcPath), 1) << "the second daemon fetched";
+  CtlResult v = CtlB({"verify", "l2.example.test", "--cert", origin_.Cert("xmpp").pem.string()});
+  EXPECT_EQ(v.json.Str("verdict"), "verified") << v.Describe();
+  CtlResult s = CtlB({"stats"});
+  EXPECT_EQ(Stat(s, "l2_hits"), 1);
+  EXPECT_EQ(Stat(s, "l2_bad_macs"), 0);
+  EXPECT_EQ(origin_.Total(), 1);
+}
+
+TEST_F(L2, PoisonedEntriesAreNeverServed) {
+  ServeFingerprints("p.example.test", "xmpp");
+  ASSERT_NO_FATAL_FAILURE(StartBoth());
+  POSH_EXPECT_STATUS(Lookup("p.example.test"), "found", 0);
+  const std::string key = "poshd:v1:xmpp-server:p.example.test";
+  std::string good;
+  for (int i = 0; i < 100 && good.empty(); ++i) {
+    good = RedisGetRaw(key);
+    if (good.empty()) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_GT(good.size(), 32u);
+  // An altered byte in the serialized entry (a fingerprint, a lifetime): the MAC fails.
+  std::string altered = good;
+  altered[altered.size() - 40] ^= 0x01;
+  ASSERT_NO_FATAL_FAILURE(RedisSetRaw(key, altered));
+  POSH_EXPECT_STATUS(CtlB({"lookup", "p.example.test"}), "found", 0);
+  EXPECT_EQ(origin_.Count("p.example.test", kRfcPath), 2) << "a poisoned entry was served";
+  CtlResult s = CtlB({"stats"});
+  EXPECT_EQ(Stat(s, "l2_bad_macs"), 1);
+  EXPECT_EQ(Stat(s, "l2_hits"), 0);
+
+  // No MAC at all, for a domain the origin does not know: still fetched (not found).
+  ASSERT_NO_FATAL_FAILURE(RedisSetRaw("poshd:v1:xmpp-server:q.example.test", "forged"));
+  CtlResult q = CtlB({"lookup", "q.example.test"});
+  EXPECT_NE(q.json.Str("status"), "found") << q.Describe();
+  EXPECT_EQ(Stat(CtlB({"stats"}), "l2_bad_macs"), 2);
+}
+
+TEST_F(L2, LookupsKeepWorkingWhenRedisStops) {
+  ServeFingerprints("a.example.test", "xmpp");
+  ServeFingerprints("b.example.test", "xmpp");
+  ASSERT_NO_FATAL_FAILURE(StartBoth());
+  POSH_EXPECT_STATUS(Lookup("a.example.test"), "found", 0);
+  ASSERT_TRUE(redis_.Terminate(5s).has_value());
+  const auto t0 = std::chrono::steady_clock::now();
+  POSH_EXPECT_STATUS(Lookup("b.example.test"), "found", 0);
+  POSH_EXPECT_STATUS(CtlB({"lookup", "a.example.test"}), "found", 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(origin_.Count("b.example.test", kRfcPath), 1);
+  EXPECT_GE(Stat(Ctl({"stats"}), "l2_errors"), 1);
+  EXPECT_TRUE(daemon_.Running());
+  EXPECT_TRUE(second_.Running());
+}
+
+TEST_F(L2, KeyFileReadableByOthersStopsTheStart) {
+  ::chmod(key_file_.c_str(), 0644);
+  std::string why;
+  Daemon d;
+  fs::create_directories(dir() / "c");
+  EXPECT_FALSE(d.Start(dir() / "c", origin_, RedisFlags(), 3, &why));
+  EXPECT_NE(d.Log().find("readable by poshd only"), std::string::npos) << d.Log();
+}
+
+}  // namespace
+}  // namespace posh_it
