@@ -1,8 +1,8 @@
 #include "l2/entry_codec.h"
 
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <sys/stat.h>
@@ -52,7 +52,7 @@ std::string Mac(std::string_view fleet_key, std::string_view redis_key,
 
 int64_t SecondsToMs(int64_t s) {
   return s > std::numeric_limits<int64_t>::max() / 1000 ? std::numeric_limits<int64_t>::max()
-                                                         : s * 1000;
+                                                        : s * 1000;
 }
 
 }  // namespace
@@ -74,14 +74,12 @@ Result<std::string> LoadFleetKey(const std::string& path) {
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     ::close(fd);
-    return Fail(Error{1, "redis key file " + path +
-                             " is accessible to its group or others (mode " + [&] {
-                               char b[8];
-                               std::snprintf(b, sizeof(b), "%04o",
-                                             static_cast<unsigned>(st.st_mode & 07777));
-                               return std::string(b);
-                             }() +
-                             "): it must be readable by poshd only (chmod 0600)"});
+    return Fail(
+        Error{1, "redis key file " + path + " is accessible to its group or others (mode " + [&] {
+                char b[8];
+                std::snprintf(b, sizeof(b), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+                return std::string(b);
+              }() + "): it must be readable by poshd only (chmod 0600)"});
   }
   std::string key;
   char buf[4096];

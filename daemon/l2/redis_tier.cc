@@ -75,8 +75,7 @@ Result<RedisAddress> ParseRedisUrl(const std::string& url) {
   return a;
 }
 
-RedisTier::RedisTier(uv_loop_t* loop, const Clock& clock, RedisTierOptions options,
-                     L2Stats* stats)
+RedisTier::RedisTier(uv_loop_t* loop, const Clock& clock, RedisTierOptions options, L2Stats* stats)
     : loop_(loop), clock_(clock), options_(std::move(options)), stats_(stats) {
   POSH_DCHECK_ON_THREAD(loop_thread_);
   backoff_ms_ = options_.min_backoff_ms;
@@ -237,7 +236,8 @@ void RedisTier::ExpireReads() {
     if (it == pending_.end()) continue;  // answered in time
     GetCallback cb = std::move(it->second.cb);
     pending_.erase(it);
-    stats_->errors.fetch_add(1, std::memory_order_relaxed);  // over budget: the late reply is ignored
+    stats_->errors.fetch_add(1,
+                             std::memory_order_relaxed);  // over budget: the late reply is ignored
     cb(nullptr);
   }
   ArmReadTimer();
@@ -314,8 +314,7 @@ void RedisTier::Put(const cache::Key& key, const cache::Entry& entry) {
   }
   const std::string px = std::to_string(remaining);
   if (redisAsyncCommand(ac_, &RedisTier::SetReplyThunk, nullptr, "SET %b %b PX %b", rk.data(),
-                        rk.size(), value.data(), value.size(), px.data(),
-                        px.size()) != REDIS_OK) {
+                        rk.size(), value.data(), value.size(), px.data(), px.size()) != REDIS_OK) {
     stats_->errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }

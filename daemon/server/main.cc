@@ -274,10 +274,9 @@ int Run(int argc, char** argv, DaemonOptions opts) {
     tier.address = redis_address;
     tier.fleet_key = fleet_key;
     tier.lifetimes = opts.service.lifetimes;
-    service.SetSecondTierFactory(
-        [tier, &clock](uv_loop_t* uv, posh::l2::L2Stats* l2_stats) {
-          return std::make_unique<posh::l2::RedisTier>(uv, clock, tier, l2_stats);
-        });
+    service.SetSecondTierFactory([tier, &clock](uv_loop_t* uv, posh::l2::L2Stats* l2_stats) {
+      return std::make_unique<posh::l2::RedisTier>(uv, clock, tier, l2_stats);
+    });
     POSH_LOG_INFO("second tier: Redis at %s", opts.redis.c_str());
   }
   if (metrics_fd >= 0) {

@@ -86,7 +86,7 @@ struct ServiceStats {
       invalid_requests{0}, queued{0}, dropped{0}, displaced{0}, reference_shared{0},
       reference_fetches{0}, connections{0}, connections_refused{0}, requests_too_large{0};
   LatencyHistogram retrieval_latency;
-  l2::L2Stats l2;  // the second tier (--redis); all zero without one
+  l2::L2Stats l2;             // the second tier (--redis); all zero without one
   int64_t started_at_ms = 0;  // set once at construction
 };
 

@@ -24,16 +24,14 @@ class L2 : public PoshTest {
     SpawnOptions so;
     so.stdout_path = dir() / "redis.log";
     so.stderr_path = dir() / "redis.log";
-    redis_ = Spawn({"/usr/bin/redis-server", "--port", "0", "--unixsocket", redis_sock_.string(),
-                    "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir",
-                    dir().string()},
-                   so);
+    redis_ = Spawn(
+        {"/usr/bin/redis-server", "--port", "0", "--unixsocket", redis_sock_.string(),
+         "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", dir().string()},
+        so);
     for (int i = 0; i < 200 && !fs::exists(redis_sock_); ++i) std::this_thread::sleep_for(25ms);
     ASSERT_TRUE(fs::exists(redis_sock_)) << "redis-server did not start";
     key_file_ = dir() / "fleet.key";
-    {
-      std::ofstream(key_file_) << std::string(32, 'F') << "fleet";
-    }
+    { std::ofstream(key_file_) << std::string(32, 'F') << "fleet"; }
     ::chmod(key_file_.c_str(), 0600);
   }
   void TearDown() override {
@@ -78,13 +76,11 @@ class L2 : public PoshTest {
   // Replaces the stored value of `key` with `bytes` (binary-safe: redis-cli -x from a file).
   void RedisSetRaw(const std::string& key, const std::string& bytes) {
     const fs::path f = dir() / "value.bin";
-    {
-      std::ofstream(f, std::ios::binary) << bytes;
-    }
+    { std::ofstream(f, std::ios::binary) << bytes; }
     RunResult r = posh_it::Run({"/bin/sh", "-c",
-                       "/usr/bin/redis-cli -s '" + redis_sock_.string() + "' -x SET '" + key +
-                           "' < '" + f.string() + "'"},
-                      dir(), 10s);
+                                "/usr/bin/redis-cli -s '" + redis_sock_.string() + "' -x SET '" +
+                                    key + "' < '" + f.string() + "'"},
+                               dir(), 10s);
     ASSERT_EQ(r.status, 0) << r.Describe();
   }
   std::string RedisGetRaw(const std::string& key) {

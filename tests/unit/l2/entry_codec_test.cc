@@ -45,8 +45,8 @@ TEST(L2CodecTest, RoundTripFoundAndNotFound) {
             found->record->keys[0].fingerprints[0].value);
 
   auto nf = cache::MakeNotFoundEntry(clock.NowMs(), lt);
-  Decoded d2 = DecodeEntry(EncodeEntry(K("b.example"), *nf, kFleetKey), K("b.example"),
-                           kFleetKey, clock.NowMs(), lt);
+  Decoded d2 = DecodeEntry(EncodeEntry(K("b.example"), *nf, kFleetKey), K("b.example"), kFleetKey,
+                           clock.NowMs(), lt);
   ASSERT_EQ(d2.status, DecodeStatus::kOk) << d2.why;
   EXPECT_EQ(d2.entry->status, cache::EntryStatus::kNotFound);
 }
@@ -71,13 +71,11 @@ TEST(L2CodecTest, WrongKeyMissingMacAndAlteredFingerprintAreBadMacs) {
   fe.record = forged;
   const std::string forged_ser = cache::SerializeEntry(K("a.example"), fe);
   const std::string altered = v.substr(0, kMacSize) + forged_ser;
-  EXPECT_EQ(DecodeEntry(altered, K("a.example"), kFleetKey, kT0, lt).status,
-            DecodeStatus::kBadMac);
+  EXPECT_EQ(DecodeEntry(altered, K("a.example"), kFleetKey, kT0, lt).status, DecodeStatus::kBadMac);
   // One flipped byte anywhere.
   std::string flipped = v;
   flipped[flipped.size() / 2] ^= 0x01;
-  EXPECT_EQ(DecodeEntry(flipped, K("a.example"), kFleetKey, kT0, lt).status,
-            DecodeStatus::kBadMac);
+  EXPECT_EQ(DecodeEntry(flipped, K("a.example"), kFleetKey, kT0, lt).status, DecodeStatus::kBadMac);
 }
 
 TEST(L2CodecTest, EntryReplayedUnderAnotherDomainIsRefused) {
@@ -85,8 +83,7 @@ TEST(L2CodecTest, EntryReplayedUnderAnotherDomainIsRefused) {
   auto e = cache::MakePositiveEntry(FingerprintRecord(3600), kT0, lt);
   const std::string v = EncodeEntry(K("attacker.example"), *e, kFleetKey);
   // Copied by someone with write access to Redis under victim.example's key.
-  EXPECT_EQ(DecodeEntry(v, K("victim.example"), kFleetKey, kT0, lt).status,
-            DecodeStatus::kBadMac);
+  EXPECT_EQ(DecodeEntry(v, K("victim.example"), kFleetKey, kT0, lt).status, DecodeStatus::kBadMac);
 }
 
 TEST(L2CodecTest, ExpiredEntryIsRefusedByTheLocalClock) {
@@ -95,8 +92,7 @@ TEST(L2CodecTest, ExpiredEntryIsRefusedByTheLocalClock) {
   auto e = cache::MakePositiveEntry(FingerprintRecord(3600), clock.NowMs(), lt);
   const std::string v = EncodeEntry(K("a.example"), *e, kFleetKey);
   clock.Advance(3600 * 1000 - 1);
-  EXPECT_EQ(DecodeEntry(v, K("a.example"), kFleetKey, clock.NowMs(), lt).status,
-            DecodeStatus::kOk);
+  EXPECT_EQ(DecodeEntry(v, K("a.example"), kFleetKey, clock.NowMs(), lt).status, DecodeStatus::kOk);
   clock.Advance(1);
   EXPECT_EQ(DecodeEntry(v, K("a.example"), kFleetKey, clock.NowMs(), lt).status,
             DecodeStatus::kUnusable);
@@ -109,9 +105,8 @@ TEST(L2CodecTest, LocalMaxTtlAndNegativeTtlCapTheRemoteLifetime) {
   auto e = cache::MakePositiveEntry(FingerprintRecord(86400), clock.NowMs(), remote_lt);
   cache::Lifetimes local_lt;
   local_lt.max_ttl_ms = 600 * 1000;
-  Decoded d =
-      DecodeEntry(EncodeEntry(K("a.example"), *e, kFleetKey), K("a.example"), kFleetKey,
-                  clock.NowMs(), local_lt);
+  Decoded d = DecodeEntry(EncodeEntry(K("a.example"), *e, kFleetKey), K("a.example"), kFleetKey,
+                          clock.NowMs(), local_lt);
   ASSERT_EQ(d.status, DecodeStatus::kOk);
   EXPECT_EQ(d.entry->expires_at_ms, kT0 + 600 * 1000);
   EXPECT_LE(d.entry->refresh_at_ms, d.entry->expires_at_ms);
@@ -151,16 +146,16 @@ TEST(L2CodecTest, ExpiredCertificateIsNeverServed) {
 TEST(L2CodecTest, StaleAndErrorEntriesAreNeverServed) {
   const cache::Lifetimes lt;
   auto err = cache::MakeErrorEntry("refused", 3, kT0, lt);
-  EXPECT_EQ(DecodeEntry(EncodeEntry(K("e.example"), *err, kFleetKey), K("e.example"), kFleetKey,
-                        kT0, lt)
-                .status,
-            DecodeStatus::kUnusable);
+  EXPECT_EQ(
+      DecodeEntry(EncodeEntry(K("e.example"), *err, kFleetKey), K("e.example"), kFleetKey, kT0, lt)
+          .status,
+      DecodeStatus::kUnusable);
   // A stale copy (R19) past its expiry: the stale window is not honoured from Redis.
   auto e = cache::MakePositiveEntry(FingerprintRecord(60), kT0, lt);
   auto stale = cache::MakeStaleEntry(*e, kT0 + 61 * 1000, lt);
   ASSERT_TRUE(stale);
-  EXPECT_EQ(DecodeEntry(EncodeEntry(K("s.example"), *stale, kFleetKey), K("s.example"),
-                        kFleetKey, kT0 + 61 * 1000, lt)
+  EXPECT_EQ(DecodeEntry(EncodeEntry(K("s.example"), *stale, kFleetKey), K("s.example"), kFleetKey,
+                        kT0 + 61 * 1000, lt)
                 .status,
             DecodeStatus::kUnusable);
 }
@@ -168,18 +163,16 @@ TEST(L2CodecTest, StaleAndErrorEntriesAreNeverServed) {
 TEST(L2CodecTest, FutureFetchTimeIsRefused) {
   const cache::Lifetimes lt;
   auto e = cache::MakePositiveEntry(FingerprintRecord(3600), kT0 + 3600 * 1000, lt);
-  EXPECT_EQ(DecodeEntry(EncodeEntry(K("f.example"), *e, kFleetKey), K("f.example"), kFleetKey,
-                        kT0, lt)
-                .status,
-            DecodeStatus::kUnusable);
+  EXPECT_EQ(
+      DecodeEntry(EncodeEntry(K("f.example"), *e, kFleetKey), K("f.example"), kFleetKey, kT0, lt)
+          .status,
+      DecodeStatus::kUnusable);
 }
 
 TEST(L2FleetKeyTest, RefusesShortOrShareableFiles) {
   TempDir dir;
   const std::string path = (dir.path() / "fleet.key").string();
-  {
-    std::ofstream(path) << std::string(40, 'z');
-  }
+  { std::ofstream(path) << std::string(40, 'z'); }
   ::chmod(path.c_str(), 0644);
   EXPECT_FALSE(LoadFleetKey(path).ok());
   ::chmod(path.c_str(), 0640);
@@ -188,9 +181,7 @@ TEST(L2FleetKeyTest, RefusesShortOrShareableFiles) {
   auto ok = LoadFleetKey(path);
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(ok->size(), 40u);
-  {
-    std::ofstream(path, std::ios::trunc) << std::string(31, 'z');
-  }
+  { std::ofstream(path, std::ios::trunc) << std::string(31, 'z'); }
   EXPECT_FALSE(LoadFleetKey(path).ok());
   EXPECT_FALSE(LoadFleetKey((dir.path() / "absent").string()).ok());
 }

@@ -329,8 +329,8 @@ TEST(Options, UnknownFlagsAndStrayArgumentsAreRefused) {
 
 TEST(Options, RedisSecondTierIsOffByDefaultAndChecked) {
   EXPECT_TRUE(ParseOk({}).redis.empty());
-  const DaemonOptions o = ParseOk({"--redis", "unix:/run/redis/redis.sock", "--redis-key-file",
-                                   "/etc/poshd/fleet.key"});
+  const DaemonOptions o = ParseOk(
+      {"--redis", "unix:/run/redis/redis.sock", "--redis-key-file", "/etc/poshd/fleet.key"});
   EXPECT_EQ(o.redis, "unix:/run/redis/redis.sock");
   EXPECT_EQ(o.redis_key_file, "/etc/poshd/fleet.key");
   EXPECT_EQ(ParseOk({"--redis=redis://127.0.0.1:6380"}).redis, "redis://127.0.0.1:6380");
