@@ -24,10 +24,10 @@ class L2 : public PoshTest {
     SpawnOptions so;
     so.stdout_path = dir() / "redis.log";
     so.stderr_path = dir() / "redis.log";
-    redis_ = Spawn(
-        {"/usr/bin/redis-server", "--port", "0", "--unixsocket", redis_sock_.string(),
-         "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", dir().string()},
-        so);
+    redis_ = Spawn({"/usr/bin/redis-server", "--port", "0", "--unixsocket", redis_sock_.string(),
+                    "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+                    "--enable-debug-command", "local", "--dir", dir().string()},
+                   so);
     for (int i = 0; i < 200 && !fs::exists(redis_sock_); ++i) std::this_thread::sleep_for(25ms);
     ASSERT_TRUE(fs::exists(redis_sock_)) << "redis-server did not start";
     key_file_ = dir() / "fleet.key";
@@ -162,6 +162,21 @@ TEST_F(L2, LookupsKeepWorkingWhenRedisStops) {
   EXPECT_GE(Stat(Ctl({"stats"}), "l2_errors"), 1);
   EXPECT_TRUE(daemon_.Running());
   EXPECT_TRUE(second_.Running());
+}
+
+TEST_F(L2, ASlowRedisCostsAtMostTheReadBudget) {
+  ServeFingerprints("slow.example.test", "xmpp");
+  ASSERT_NO_FATAL_FAILURE(StartBoth());
+  // Redis stops answering for 3 s (it is single-threaded: DEBUG SLEEP blocks it).
+  Process sleeper = Spawn({"/usr/bin/redis-cli", "-s", redis_sock_.string(), "DEBUG", "SLEEP", "3"},
+                          SpawnOptions{});
+  std::this_thread::sleep_for(200ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  POSH_EXPECT_STATUS(Lookup("slow.example.test"), "found", 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "the lookup waited for Redis";
+  EXPECT_EQ(origin_.Count("slow.example.test", kRfcPath), 1);
+  EXPECT_GE(Stat(Ctl({"stats"}), "l2_errors"), 1);  // the read over its budget
+  sleeper.Wait(10s);
 }
 
 TEST_F(L2, KeyFileReadableByOthersStopsTheStart) {
