@@ -76,10 +76,13 @@ void OnSrv(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int ale
   }
   for (auto* r = replies; r != nullptr; r = r->next) {
     SrvRecord rec;
-    rec.target = r->host ? r->host : "";
-    // c-ares gives the root as "" (or "."); RFC 2782's "not offered" target is ".".
-    if (rec.target.empty()) rec.target = ".";
-    if (rec.target.size() > 1 && rec.target.back() == '.') rec.target.pop_back();
+    std::string target(r->host ? r->host : "");
+    if (target.size() > 1 && target.back() == '.') target.pop_back();
+    // c-ares gives the root as "" (or "."); RFC 2782's "not offered" target is ".". (Built
+    // with append, not assignment from a literal: GCC 12 reports a false -Wrestrict on the
+    // latter at -O2 with Debian's hardening flags, GCC bug 105329.)
+    if (target.empty()) target.push_back('.');
+    rec.target = std::move(target);
     rec.port = r->port;
     rec.priority = r->priority;
     rec.weight = r->weight;

@@ -364,9 +364,18 @@ class SnapshotKill(DaemonCase):
         def one(dom):
             return self.lookup(stub, dom).status
 
-        with concurrent.futures.ThreadPoolExecutor(48) as ex:
-            statuses = list(ex.map(one, domains))
-        self.assertEqual(set(statuses), {pb.LOOKUP_STATUS_FOUND})
+        # Setup, not the test: on a loaded machine (sanitizers, 2 cores) the Python origin
+        # may not accept within --fetch-timeout; such lookups are tried again (an error
+        # entry is kept for --error-ttl, so the retry asks for a refresh).
+        pending = list(domains)
+        for _ in range(3):
+            with concurrent.futures.ThreadPoolExecutor(48) as ex:
+                statuses = list(ex.map(one, pending))
+            pending = [d for d, st in zip(pending, statuses) if st != pb.LOOKUP_STATUS_FOUND]
+            if not pending:
+                return
+            one = lambda dom: self.lookup(stub, dom, refresh=True).status  # noqa: E731
+        self.fail("%d lookups not found after 3 rounds, e.g. %s" % (len(pending), pending[:3]))
 
     def tmp_files(self):
         return glob.glob(os.path.join(self.state, "cache.snapshot.tmp*"))
