@@ -247,7 +247,7 @@ Result<size_t> WriteSnapshot(const std::string& path, const SnapshotItems& items
     return SnapError(kSnapIo, path, why);
   }
   std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  if (dir.empty()) dir.push_back('.');  // not `= "."`: GCC 12 false -Wrestrict (bug 105329)
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return SnapError(kSnapIo, path, ErrnoText(("open directory " + dir).c_str()));
   const bool dir_ok = ::fsync(dfd) == 0;
