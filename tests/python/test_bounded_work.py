@@ -117,7 +117,7 @@ class AbandonedFlood(Base):
         # start more threads (each with its malloc arena) during the second flood still.
         # A leak grows with every flood; warming does not.
         afters = []
-        for round_no in range(3):
+        for round_no in range(5):
             s0 = self.stats()
             ch, futures = self.flood(3000, 1.0, "a%d-" % round_no)
             codes = []
@@ -145,11 +145,13 @@ class AbandonedFlood(Base):
             self.assertLess(took, max(2.0, 20 * warm), "fresh lookup took %.3fs" % took)
             time.sleep(0.5)
             afters.append(poshtest.rss_kib(self.daemon.pid))
-        # Against the first flood's level: a leak grows with every flood, so it shows in
-        # the lowest of the later samples; allocator arenas that one flood happens to grow
-        # (more gRPC threads on a loaded machine) do not repeat in the other.
-        rss_before = afters[0]
-        rss_after = min(afters[1:])
+        # RSS after a flood swings by tens of MiB on a loaded machine (gRPC's pools and
+        # malloc arenas are trimmed lazily: 33 to 66 MiB measured over seven leak-free
+        # floods), so a single pair of samples says nothing. A leak grows with every
+        # flood: after five, the lowest of the last three stays above the highest of the
+        # first two. (Small leaks are LeakSanitizer's job: the ASan build runs this test.)
+        rss_before = max(afters[:2])
+        rss_after = min(afters[2:])
         growth = rss_after - rss_before
         sys.stderr.write("flood RSS: before %d KiB, after %d KiB (growth %d KiB)\n"
                          % (rss_before, rss_after, growth))
