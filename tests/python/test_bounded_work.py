@@ -116,8 +116,8 @@ class AbandonedFlood(Base):
         # the first use of gRPC's and the allocator's pools: on a loaded machine gRPC may
         # start more threads (each with its malloc arena) during the second flood still.
         # A leak grows with every flood; warming does not.
-        for round_no in range(3):
-            rss_before = poshtest.rss_kib(self.daemon.pid)
+        afters = []
+        for round_no in range(5):
             s0 = self.stats()
             ch, futures = self.flood(3000, 1.0, "a%d-" % round_no)
             codes = []
@@ -144,7 +144,14 @@ class AbandonedFlood(Base):
             # flood's: generous bound for a loaded 2-core machine and sanitizers.
             self.assertLess(took, max(2.0, 20 * warm), "fresh lookup took %.3fs" % took)
             time.sleep(0.5)
-            rss_after = poshtest.rss_kib(self.daemon.pid)
+            afters.append(poshtest.rss_kib(self.daemon.pid))
+        # RSS after a flood swings by tens of MiB on a loaded machine (gRPC's pools and
+        # malloc arenas are trimmed lazily: 33 to 66 MiB measured over seven leak-free
+        # floods), so a single pair of samples says nothing. A leak grows with every
+        # flood: after five, the lowest of the last three stays above the highest of the
+        # first two. (Small leaks are LeakSanitizer's job: the ASan build runs this test.)
+        rss_before = max(afters[:2])
+        rss_after = min(afters[2:])
         growth = rss_after - rss_before
         sys.stderr.write("flood RSS: before %d KiB, after %d KiB (growth %d KiB)\n"
                          % (rss_before, rss_after, growth))
