@@ -466,6 +466,7 @@ int RunBurst(const Args& a) {
   const int max_out = a.max_outstanding > 0 ? a.max_outstanding : n;
   std::vector<std::unique_ptr<BurstCall>> calls(static_cast<size_t>(n));
   std::vector<double> done_ms(static_cast<size_t>(n), -1);
+  std::vector<double> sent_ms(static_cast<size_t>(n), 0);  // per-call latency = done - sent
   std::mutex mu;
   std::condition_variable cv;
   int completed = 0, outstanding = 0, next = 0;
@@ -488,6 +489,11 @@ int RunBurst(const Args& a) {
     }
     c->ctx.set_deadline(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(a.timeout * 1000)));
+    {
+      std::lock_guard<std::mutex> l(mu);
+      sent_ms[static_cast<size_t>(i)] =
+          std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+    }
     stub->async()->Lookup(&c->ctx, &c->req, &c->resp, [&, i](grpc::Status st) {
       const double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
       std::lock_guard<std::mutex> l(mu);
@@ -534,11 +540,16 @@ int RunBurst(const Args& a) {
   const double wall_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
   std::vector<double> sorted = done_ms;
   std::sort(sorted.begin(), sorted.end());
+  std::vector<double> latency(static_cast<size_t>(n));
+  for (size_t i = 0; i < latency.size(); ++i) latency[i] = done_ms[i] - sent_ms[i];
+  std::sort(latency.begin(), latency.end());
   std::printf(
       "BURST n=%d max_outstanding=%d wall_ms=%.1f first_ms=%.1f p50_ms=%.1f last_ms=%.1f "
+      "lat_p50_ms=%.3f lat_p99_ms=%.3f "
       "found=%llu not_found=%llu error=%llu rpc_errors=%llu from_cache=%llu client_cpu_s=%.2f "
       "server_cpu_s=%.2f t0_epoch_ms=%lld\n",
       n, max_out, wall_ms, sorted.front(), sorted[sorted.size() / 2], sorted.back(),
+      latency[latency.size() / 2], latency[std::min(latency.size() - 1, latency.size() * 99 / 100)],
       static_cast<unsigned long long>(found), static_cast<unsigned long long>(not_found),
       static_cast<unsigned long long>(error), static_cast<unsigned long long>(rpc_errors),
       static_cast<unsigned long long>(from_cache), CpuSeconds() - cpu0,

@@ -15,6 +15,8 @@
 #   5. memory: RSS per cached entry at 100 000 entries (loaded from a snapshot written by
 #      bench/make_snapshot) above an idle daemon started with an empty state dir
 #   6. restart: start-to-ready with the 100 000-entry snapshot (median of 5 starts)
+#   9. second tier: cold lookups answered from a shared Redis (a second daemon) vs fetched
+#      from the origin (the first daemon), same domains, same run (needs redis-server)
 # Prints a results table (and with --write-doc replaces the generated block of
 # docs/BENCHMARKS.md). Every figure is compared with a baseline measured in this run.
 #
@@ -34,14 +36,17 @@ BIG_COLD=${BIG_COLD:-10000}
 MEM_ENTRIES=${MEM_ENTRIES:-100000}
 SLOW_DELAY=${SLOW_DELAY:-1.0}
 if [ "${QUICK:-0}" = 1 ]; then
-  REPS=1 SECS=1 COLD_REPS=1 BIG_COLD=0 MEM_ENTRIES=5000 SWEEP_REPS=1
+  REPS=1 SECS=1 COLD_REPS=1 BIG_COLD=0 MEM_ENTRIES=5000 SWEEP_REPS=1 L2_DOMAINS=200 L2_SEQ=50
 fi
 WRITE_DOC=0
 [ "${1:-}" = "--write-doc" ] && WRITE_DOC=1
-# BENCH_ONLY: space-separated subset of "micro rpc cold coalesce memory" (default: all).
-ONLY=${BENCH_ONLY:-micro rpc cold coalesce storm fanin memory}
+# BENCH_ONLY: space-separated subset of "micro rpc cold coalesce storm fanin l2 memory"
+# (default: all).
+ONLY=${BENCH_ONLY:-micro rpc cold coalesce storm fanin l2 memory}
 STORM_DOMAINS=${STORM_DOMAINS:-6000}
 FANIN_DOMAINS=${FANIN_DOMAINS:-200}
+L2_DOMAINS=${L2_DOMAINS:-1000}
+L2_SEQ=${L2_SEQ:-200}
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 for tool in nginx openssl curl python3 cmake; do
@@ -66,8 +71,12 @@ RES=$WORK/results.txt
 : >"$RES"
 POSHD_PID=
 SLOW_PID=
+POSHD_B_PID=
+REDIS_PID=
 cleanup() {
   set +e
+  [ -n "$POSHD_B_PID" ] && kill -TERM "$POSHD_B_PID" 2>/dev/null && wait "$POSHD_B_PID" 2>/dev/null
+  [ -n "$REDIS_PID" ] && kill -TERM "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
   [ -n "$POSHD_PID" ] && kill -TERM "$POSHD_PID" 2>/dev/null && wait "$POSHD_PID" 2>/dev/null
   [ -f "$WORK/nginx/nginx.pid" ] && kill -QUIT "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null
   [ -n "$SLOW_PID" ] && kill "$SLOW_PID" 2>/dev/null && wait "$SLOW_PID" 2>/dev/null
@@ -328,6 +337,65 @@ if want fanin; then
       "fetches=$((f1 - f0)) reference_shared=$((s1 - s0)) $(sed 's/^BURST //' "$WORK/fanin.txt")" | tee -a "$RES"
   done
   stop_poshd
+fi
+
+# ---- 9. the second tier (issue 16): daemon A fetches L2_DOMAINS distinct cold domains from
+# the origin and writes them to Redis; daemon B (its own empty cache, the same Redis and
+# fleet key) then looks up the same domains and is answered from Redis. Both sequentially
+# (one lookup at a time: per-lookup latency) and as a burst of all at once, in each of
+# COLD_REPS rounds with fresh domains: every ratio compares runs seconds apart.
+if want l2; then
+  if ! command -v redis-server >/dev/null; then
+    echo "== second tier: skipped (redis-server not installed)"
+  else
+    echo "== second tier: cold lookups from Redis vs from the origin ($L2_DOMAINS domains)"
+    redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 --save "" \
+      --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 200); do [ -S "$WORK/redis.sock" ] && break; sleep 0.025; done
+    head -c 32 /dev/urandom >"$WORK/fleet.key" && chmod 0600 "$WORK/fleet.key"
+    L2FLAGS=(--redis "unix:$WORK/redis.sock" --redis-key-file "$WORK/fleet.key")
+    start_poshd "${L2FLAGS[@]}"
+    SOCK_B=$WORK/poshd-b.sock
+    "$POSHD" --socket "$SOCK_B" --ca-file "$WORK/ca.pem" --connect-to "::127.0.0.1:$PORT" \
+      --allow-private-addresses --log-level warn --snapshot-interval 0 "${L2FLAGS[@]}" \
+      >>"$WORK/poshd-b.out" 2>>"$WORK/poshd-b.log" &
+    POSHD_B_PID=$!
+    "$LOAD" --socket "$SOCK_B" --mode wait --timeout 60 >/dev/null
+    stat_b() { SOCK=$SOCK_B stat_field "$1"; }
+    sleep 0.5  # both connect to Redis at start (a unix socket: at once); the rows' fetches
+    # and l2_hits columns show it if one did not
+    "$POSHCTL" --socket "$SOCK" lookup l2warm.bench.test >/dev/null
+    "$POSHCTL" --socket "$SOCK_B" lookup l2warm.bench.test >/dev/null
+    for rep in $(seq "$COLD_REPS"); do
+      for shape in seq burst; do
+        if [ "$shape" = seq ]; then mo=1 n=$L2_SEQ; else mo=$L2_DOMAINS n=$L2_DOMAINS; fi
+        pattern="l2$shape$rep-%d.bench.test"
+        w0=$(stat_field l2_writes)
+        f0=$(stat_field fetches)
+        "$LOAD" --socket "$SOCK" --mode burst --count "$n" --max-outstanding "$mo" \
+          --pattern "$pattern" --timeout 120 --server-pid "$POSHD_PID" >"$WORK/l2a.txt" || true
+        f1=$(stat_field fetches)
+        # Writes are fire and forget: wait until all of A's results are in Redis.
+        for _ in $(seq 200); do
+          [ "$(stat_field l2_writes)" -ge $((w0 + n)) ] && break
+          sleep 0.05
+        done
+        w1=$(stat_field l2_writes)
+        echo "L2 kind=origin shape=$shape rep=$rep fetches=$((f1 - f0)) l2_writes=$((w1 - w0))" \
+          "$(sed 's/^BURST //' "$WORK/l2a.txt")" | tee -a "$RES"
+        h0=$(stat_b l2_hits)
+        f0=$(stat_b fetches)
+        "$LOAD" --socket "$SOCK_B" --mode burst --count "$n" --max-outstanding "$mo" \
+          --pattern "$pattern" --timeout 120 --server-pid "$POSHD_B_PID" >"$WORK/l2b.txt" || true
+        echo "L2 kind=redis shape=$shape rep=$rep fetches=$(($(stat_b fetches) - f0))" \
+          "l2_hits=$(($(stat_b l2_hits) - h0)) $(sed 's/^BURST //' "$WORK/l2b.txt")" | tee -a "$RES"
+      done
+    done
+    kill -TERM "$POSHD_B_PID"; wait "$POSHD_B_PID" || true; POSHD_B_PID=
+    stop_poshd
+    kill -TERM "$REDIS_PID"; wait "$REDIS_PID" || true; REDIS_PID=
+  fi
 fi
 
 # ---- 5-6. memory per cached entry and restart, from a snapshot written by make_snapshot

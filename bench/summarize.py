@@ -278,6 +278,48 @@ def summarize(path, command):
         targets.append(('Start-to-ready with the %d-entry snapshot' % n, '< 1 s', '%.0f ms' % s_ms,
                         s_ms < 1000))
 
+    l2 = [kv for k, kv, _ in rows if k == 'L2']
+    if l2:
+        w('### 9. Second tier: cold lookups answered from Redis vs fetched from the origin')
+        w('')
+        w('Daemon A fetches distinct uncached domains from the origin (nginx on loopback: the '
+          'cheapest origin there is) and writes them to Redis; daemon B, with its own empty cache '
+          'and the same Redis, then looks up the same domains. `seq`: one lookup at a time '
+          '(per-lookup latency); `burst`: all at once.')
+        w('')
+        w('| rep | shape | domains | origin: fetches | origin: p50 ms | origin: p99 ms | origin: wall ms '
+          '| Redis: fetches | Redis: l2_hits | Redis: p50 ms | Redis: p99 ms | Redis: wall ms | '
+          'p50 Redis / origin | wall Redis / origin |')
+        w('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+        ratios = {'seq': [], 'burst': []}
+        walls = {'seq': [], 'burst': []}
+        bad = False
+        for o in [x for x in l2 if x['kind'] == 'origin']:
+            r = [x for x in l2 if x['kind'] == 'redis' and x['shape'] == o['shape']
+                 and x['rep'] == o['rep']]
+            if not r:
+                continue
+            r = r[0]
+            lat = r['lat_p50_ms'] / max(1e-9, o['lat_p50_ms'])
+            wall = r['wall_ms'] / max(1e-9, o['wall_ms'])
+            ratios[o['shape']].append(lat)
+            walls[o['shape']].append(wall)
+            bad = bad or r['fetches'] != 0 or r['l2_hits'] != r['n'] or r['found'] != r['n']
+            w('| %d | %s | %d | %d | %.2f | %.2f | %.0f | %d | %d | %.2f | %.2f | %.0f | %.2f× | %.2f× |' % (
+                o['rep'], o['shape'], o['n'], o['fetches'], o['lat_p50_ms'], o['lat_p99_ms'],
+                o['wall_ms'], r['fetches'], r['l2_hits'], r['lat_p50_ms'], r['lat_p99_ms'],
+                r['wall_ms'], lat, wall))
+        w('')
+        if ratios['seq']:
+            targets.append(('Cold lookup from Redis / from the origin: median latency (one at a time)',
+                            '< 1×', '%.2f×' % med(ratios['seq']), med(ratios['seq']) < 1 and not bad))
+        if walls['burst']:
+            targets.append(('Cold burst from Redis / from the origin: wall',
+                            '< 1×', '%.2f×' % med(walls['burst']), med(walls['burst']) < 1 and not bad))
+        targets.append(('Second daemon: fetches for domains already in Redis', '= 0',
+                        '%d' % sum(x['fetches'] for x in l2 if x['kind'] == 'redis'),
+                        all(x['fetches'] == 0 for x in l2 if x['kind'] == 'redis')))
+
     micro = [kv for k, kv, _ in rows if k == 'MICRO']
     if micro:
         w('### Micro-benchmarks (in process; median of 3)')

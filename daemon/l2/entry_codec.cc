@@ -1,20 +1,15 @@
 #include "l2/entry_codec.h"
 
-#include <fcntl.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <limits>
 
 #include "cache/snapshot.h"
+#include "l2/secret_file.h"
 
 namespace posh::l2 {
 namespace {
@@ -65,43 +60,11 @@ std::string RedisKey(const cache::Key& key) {
 }
 
 Result<std::string> LoadFleetKey(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return Fail(Error{1, "redis key file " + path + ": " + std::strerror(errno)});
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Fail(Error{1, "redis key file " + path + ": not a regular file"});
-  }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    ::close(fd);
-    return Fail(
-        Error{1, "redis key file " + path + " is accessible to its group or others (mode " + [&] {
-                char b[8];
-                std::snprintf(b, sizeof(b), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-                return std::string(b);
-              }() + "): it must be readable by poshd only (chmod 0600)"});
-  }
-  std::string key;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      return Fail(Error{1, "redis key file " + path + ": " + why});
-    }
-    if (n == 0) break;
-    key.append(buf, static_cast<size_t>(n));
-    if (key.size() > 64 * 1024) {
-      ::close(fd);
-      return Fail(Error{1, "redis key file " + path + ": larger than 64 KiB"});
-    }
-  }
-  ::close(fd);
-  if (key.size() < kMinFleetKeySize) {
-    OPENSSL_cleanse(key.data(), key.size());
-    return Fail(Error{1, "redis key file " + path + " holds " + std::to_string(key.size()) +
+  auto key = LoadSecretFile(path, "redis key file");
+  if (!key) return key;
+  if (key->size() < kMinFleetKeySize) {
+    OPENSSL_cleanse(key->data(), key->size());
+    return Fail(Error{1, "redis key file " + path + " holds " + std::to_string(key->size()) +
                              " bytes: at least " + std::to_string(kMinFleetKeySize) +
                              " are needed (e.g. head -c 32 /dev/urandom)"});
   }

@@ -167,11 +167,50 @@ void RedisTier::ConnectThunk(const redisAsyncContext* ac, int status) {
     self->ScheduleReconnect();
     return;
   }
-  self->connected_ = true;
-  self->backoff_ms_ = self->options_.min_backoff_ms;
-  POSH_LOG_INFO("redis: connected%s", self->ever_connected_ ? " again" : "");
-  self->ever_connected_ = true;
-  self->logged_down_ = false;
+  if (self->options_.password.empty()) {
+    self->OnConnected();
+    return;
+  }
+  // Sent before anything else on this connection; Get/Put wait for connected_.
+  const std::string& user = self->options_.user;
+  const std::string& password = self->options_.password;
+  const int rc =
+      user.empty() ? redisAsyncCommand(self->ac_, &RedisTier::AuthReplyThunk, nullptr, "AUTH %b",
+                                       password.data(), password.size())
+                   : redisAsyncCommand(self->ac_, &RedisTier::AuthReplyThunk, nullptr, "AUTH %b %b",
+                                       user.data(), user.size(), password.data(), password.size());
+  if (rc != REDIS_OK) redisAsyncDisconnect(self->ac_);  // the disconnect callback retries
+}
+
+void RedisTier::AuthReplyThunk(redisAsyncContext* ac, void* reply, void* /*privdata*/) {
+  auto* self = static_cast<RedisTier*>(ac->data);
+  if (!self || self->closing_) return;
+  POSH_DCHECK_ON_THREAD(self->loop_thread_);
+  self->OnAuthReply(reply);
+}
+
+void RedisTier::OnAuthReply(void* r) {
+  const auto* reply = static_cast<const redisReply*>(r);
+  if (reply && reply->type == REDIS_REPLY_STATUS) {
+    OnConnected();
+    return;
+  }
+  if (!reply) return;  // the connection went away first: its disconnect callback retries
+  if (!logged_down_) {
+    POSH_LOG_ERROR("redis: AUTH%s%s refused: %s (retrying in the background)",
+                   options_.user.empty() ? "" : " as ", options_.user.c_str(),
+                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    logged_down_ = true;
+  }
+  if (ac_) redisAsyncDisconnect(ac_);  // after this callback; the disconnect callback retries
+}
+
+void RedisTier::OnConnected() {
+  connected_ = true;
+  backoff_ms_ = options_.min_backoff_ms;
+  POSH_LOG_INFO("redis: connected%s", ever_connected_ ? " again" : "");
+  ever_connected_ = true;
+  logged_down_ = false;
 }
 
 void RedisTier::DisconnectThunk(const redisAsyncContext* ac, int status) {
@@ -261,6 +300,7 @@ void RedisTier::OnGetReply(uint64_t id, void* r) {
   std::shared_ptr<const cache::Entry> entry;
   if (!reply || reply->type == REDIS_REPLY_ERROR) {
     stats_->errors.fetch_add(1, std::memory_order_relaxed);
+    if (reply) LogRefused("GET", reply->str);  // NOAUTH, NOPERM (ACL), LOADING...
   } else if (reply->type == REDIS_REPLY_NIL) {
     stats_->misses.fetch_add(1, std::memory_order_relaxed);
   } else if (reply->type == REDIS_REPLY_STRING) {
@@ -337,11 +377,14 @@ void RedisTier::OnSetReply(void* r) {
     return;
   }
   stats_->errors.fetch_add(1, std::memory_order_relaxed);
+  if (reply && reply->type == REDIS_REPLY_ERROR) LogRefused("SET", reply->str);  // OOM, NOPERM
+}
+
+void RedisTier::LogRefused(const char* command, const char* why) {
   const int64_t now = clock_.MonotonicMs();
-  if (reply && reply->type == REDIS_REPLY_ERROR && now >= next_set_log_ms_) {
-    next_set_log_ms_ = now + 10'000;  // a full Redis refuses every write: once per 10 s
-    POSH_LOG_WARN("redis: SET refused: %s", reply->str);
-  }
+  if (now < next_error_log_ms_) return;
+  next_error_log_ms_ = now + 10'000;  // a full Redis refuses every write: once per 10 s
+  POSH_LOG_WARN("redis: %s refused: %s", command, why);
 }
 
 }  // namespace posh::l2

@@ -40,6 +40,11 @@ Result<RedisAddress> ParseRedisUrl(const std::string& url);
 struct RedisTierOptions {
   RedisAddress address;
   std::string fleet_key;  // >= kMinFleetKeySize bytes (LoadFleetKey)
+  // AUTH after each connect when password is set: "AUTH user password" (a Redis 6 ACL
+  // user) or "AUTH password" (requirepass) when user is empty. Reads and writes wait for
+  // it; a refused AUTH drops the connection and retries with back-off.
+  std::string user;
+  std::string password;
   cache::Lifetimes lifetimes;
   int64_t read_budget_ms = 50;
   int64_t min_backoff_ms = 100;
@@ -71,9 +76,12 @@ class RedisTier final : public SecondTier {
   void ExpireReads();
   void OnGetReply(uint64_t id, void* reply);
   void OnSetReply(void* reply);
-  void OnDisconnected();
+  void LogRefused(const char* command, const char* why);
+  void OnConnected();
+  void OnAuthReply(void* reply);
   static void GetReplyThunk(redisAsyncContext* ac, void* reply, void* privdata);
   static void SetReplyThunk(redisAsyncContext* ac, void* reply, void* privdata);
+  static void AuthReplyThunk(redisAsyncContext* ac, void* reply, void* privdata);
   static void ConnectThunk(const redisAsyncContext* ac, int status);
   static void DisconnectThunk(const redisAsyncContext* ac, int status);
 
@@ -84,7 +92,7 @@ class RedisTier final : public SecondTier {
   util::ThreadChecker loop_thread_;
 
   redisAsyncContext* ac_ = nullptr;
-  bool connected_ = false;
+  bool connected_ = false;  // connected and, with a password, authenticated
   bool closing_ = false;
   int64_t backoff_ms_ = 0;
   uv_timer_t* reconnect_timer_ = nullptr;
@@ -96,7 +104,7 @@ class RedisTier final : public SecondTier {
   std::deque<std::pair<uint64_t, uint64_t>> deadlines_;  // (uv_now deadline, id)
   bool logged_down_ = false;
   bool ever_connected_ = false;
-  int64_t next_set_log_ms_ = 0;
+  int64_t next_error_log_ms_ = 0;  // refused commands are logged once per 10 s
 };
 
 }  // namespace posh::l2

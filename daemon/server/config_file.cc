@@ -103,6 +103,8 @@ std::vector<std::string> SettingsNeedingRestart(const DaemonOptions& running,
   check("metrics-listen", n.metrics_listen != r.metrics_listen);
   check("redis", n.redis != r.redis);
   check("redis-key-file", n.redis_key_file != r.redis_key_file);
+  check("redis-user", n.redis_user != r.redis_user);
+  check("redis-password-file", n.redis_password_file != r.redis_password_file);
   check("loop-niceness", n.loop_niceness != r.loop_niceness);
   check("connect-to", n.fetcher.connect_to != r.fetcher.connect_to);
   check("allow-private-addresses",

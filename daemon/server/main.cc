@@ -26,6 +26,7 @@
 #include "cache/store.h"
 #include "l2/entry_codec.h"
 #include "l2/redis_tier.h"
+#include "l2/secret_file.h"
 #include "posh/v1/prometheus.h"
 #include "server/config_file.h"
 #include "server/connection_limit.h"
@@ -179,6 +180,7 @@ int Run(int argc, char** argv, DaemonOptions opts) {
   // The second tier (issue 16): the fleet key is read once, here; a key file others can
   // read, or a short one, stops the start (entries would be forgeable).
   std::string fleet_key;
+  std::string redis_password;
   posh::l2::RedisAddress redis_address;
   if (!opts.redis.empty()) {
     if (opts.redis_key_file.empty()) {
@@ -195,6 +197,18 @@ int Run(int argc, char** argv, DaemonOptions opts) {
     }
     redis_address = *address;
     fleet_key = std::move(*key);
+    if (!opts.redis_password_file.empty()) {
+      auto password = posh::l2::LoadRedisPassword(opts.redis_password_file);
+      if (!password) {
+        posh::log::Direct(posh::log::Level::kError, "poshd: " + password.error().message);
+        return 64;
+      }
+      redis_password = std::move(*password);
+    }
+  }
+  if (!opts.redis_user.empty() && opts.redis_password_file.empty()) {
+    posh::log::Direct(posh::log::Level::kError, "poshd: --redis-user needs --redis-password-file");
+    return 64;
   }
 
   // Signals are taken synchronously by the main thread; block them before any thread
@@ -273,6 +287,8 @@ int Run(int argc, char** argv, DaemonOptions opts) {
     posh::l2::RedisTierOptions tier;
     tier.address = redis_address;
     tier.fleet_key = fleet_key;
+    tier.user = opts.redis_user;
+    tier.password = redis_password;
     tier.lifetimes = opts.service.lifetimes;
     service.SetSecondTierFactory([tier, &clock](uv_loop_t* uv, posh::l2::L2Stats* l2_stats) {
       return std::make_unique<posh::l2::RedisTier>(uv, clock, tier, l2_stats);

@@ -86,6 +86,10 @@ POSH (RFC 7711) resolution daemon for XMPP servers; gRPC API on a unix socket.
                                  results written back; off by default
   --redis-key-file FILE          the fleet's key (32+ bytes, readable by poshd only) that
                                  authenticates entries in Redis; required with --redis
+  --redis-user NAME              Redis ACL user poshd authenticates as (with
+                                 --redis-password-file; default: Redis's default user)
+  --redis-password-file FILE     Redis password (one line, readable by poshd only); poshd
+                                 sends AUTH on every connection; off by default
   --help, --version
 )";
 }
@@ -203,6 +207,13 @@ Result<bool> ApplySetting(const std::string& key, const std::string& value, Daem
     o->redis = value;
   } else if (key == "redis-key-file") {
     o->redis_key_file = value;
+  } else if (key == "redis-user") {
+    if (value.find_first_of(" \t\r\n") != std::string::npos) {
+      return Fail(Error{64, "--redis-user: \"" + value + "\" contains white space"});
+    }
+    o->redis_user = value;
+  } else if (key == "redis-password-file") {
+    o->redis_password_file = value;
   } else if (key == "log-level") {
     if (!log::ParseLevel(value, &o->log_level)) {
       return Fail(Error{64, "--log-level: \"" + value + "\" is not error, warn, info or debug"});

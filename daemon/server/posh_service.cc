@@ -352,8 +352,10 @@ void PoshService::StartResolutionOnLoop(const cache::Key& key, Waiter waiter, bo
   flight.key = key;
   flight.id = ++next_flight_id_;
   flight.background = background;
-  // A background refresh or a caller's refresh wants the origin, not a copy of the fleet's.
-  flight.l2_asked = background || refresh;
+  // A caller's refresh wants the origin, not a copy of the fleet's. A background refresh
+  // asks the tier first: another daemon of the fleet may have refreshed the domain already
+  // (OnSecondTierOnLoop takes that copy only when it is not itself due for a refresh).
+  flight.l2_asked = refresh;
   flight.started_ms = clock_.MonotonicMs();
   if (waiter.cb) {
     if (waiter.ticket != 0) ticket_flights_.emplace(waiter.ticket, mk);
@@ -434,6 +436,14 @@ void PoshService::OnSecondTierOnLoop(const std::string& mk, uint64_t id,
   }
   if (!entry) {
     ResolveOnLoop(it->second);  // miss, timeout, error: fetch as without the tier
+    return;
+  }
+  if (it->second.background && entry->status == cache::EntryStatus::kFound &&
+      clock_.NowMs() >= entry->refresh_at_ms) {
+    // The fleet's copy is as old as ours (often ours): a refresh needs the origin.
+    POSH_LOG_DEBUG("refreshing %s (%s): the second tier's copy is due for a refresh too",
+                   it->second.key.domain.c_str(), it->second.key.service.c_str());
+    ResolveOnLoop(it->second);
     return;
   }
   Flight flight = RemoveFlightOnLoop(mk, /*cancel=*/false);

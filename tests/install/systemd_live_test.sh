@@ -294,6 +294,66 @@ case $health in
   *) fail "gRPC health Check(\"posh.v1.Resolver\"): $health" ;;
 esac
 
+# 12b. README's "A fleet of hosts" section, its commands as written (issue 16): Debian's
+# redis-server under this systemd, the fleet key, the Redis password and ACL user, the
+# configuration appended, a restart. Then through the hardened unit: a fresh lookup is
+# written to Redis under the ACL user, the user may do nothing else, and an entry evicted
+# locally comes back from Redis without a second retrieval.
+stat_of() { member poshctl --json stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+l2_written() { [ "$(stat_of l2_writes)" -ge 1 ]; }
+if [ -f /lib/systemd/system/redis-server.service ]; then
+  systemctl start redis-server && wait_for 20 sh -c 'redis-cli PING 2>/dev/null | grep -q PONG' \
+    && pass "redis-server started under systemd" || fail "redis-server did not start"
+  mkdir -p "$tmp/fleet"
+  python3 "$src/tests/install/readme_blocks.py" "$src/README.md" "## A fleet of hosts" "$tmp/fleet"
+  nblocks=$(ls "$tmp/fleet" | wc -l)
+  [ "$nblocks" -ge 2 ] || fail "README's fleet section: $nblocks command blocks"
+  for f in $(ls "$tmp/fleet" | sort -n); do
+    if (cd /root && bash -euo pipefail "$tmp/fleet/$f") >"$tmp/fleet-$f.out" 2>&1; then
+      pass "README fleet block $f ($(head -n 1 "$tmp/fleet/$f" | cut -c1-60) ...):"
+      sed 's/^/      /' "$tmp/fleet-$f.out"
+    else
+      fail "README fleet block $f failed:"$'\n'"$(cat "$tmp/fleet/$f")"$'\n'"$(cat "$tmp/fleet-$f.out")"
+    fi
+  done
+  wait_for 10 sh -c 'journalctl --sync; journalctl -u poshd -o cat | grep -q "redis: connected"' \
+    && pass "journal: poshd connected to Redis (AUTH as the ACL user)" \
+    || fail "journal shows no 'redis: connected': $(journal | grep redis | tail -n 3)"
+  python3 - "$tmp/origin/routes.json" "$tmp/doc.json" <<'PY'
+import json, os, sys
+routes, doc = sys.argv[1], open(sys.argv[2]).read()
+r = json.load(open(routes))
+r["fleet.example.test/.well-known/posh/xmpp-server.json"] = {"body": doc}
+with open(routes + ".tmp", "w") as f:
+    json.dump(r, f)
+os.replace(routes + ".tmp", routes)
+PY
+  member poshctl lookup fleet.example.test >/dev/null || fail "lookup fleet.example.test with the tier"
+  wait_for 10 l2_written && pass "the fresh result was written to Redis (l2_writes $(stat_of l2_writes))" \
+    || fail "no l2_writes after a fresh lookup (l2_errors $(stat_of l2_errors)): $(journal | grep redis | tail -n 3)"
+  as_poshd=(redis-cli --user poshd --pass "$(cat /etc/poshd/redis.password)" --no-auth-warning)
+  [ "$("${as_poshd[@]}" EXISTS poshd:v1:xmpp-server:fleet.example.test)" = 1 ] \
+    && pass "Redis holds poshd:v1:xmpp-server:fleet.example.test" || fail "the entry is not in Redis"
+  "${as_poshd[@]}" KEYS '*' 2>&1 | grep -q NOPERM \
+    && pass "the ACL user poshd may not run KEYS (NOPERM)" || fail "the ACL user poshd could run KEYS"
+  requests=$(origin_requests fleet.example.test)
+  member poshctl cache evict fleet.example.test >/dev/null
+  hits=$(stat_of l2_hits)
+  member poshctl lookup fleet.example.test >/dev/null || fail "lookup fleet.example.test after evict"
+  if [ "$(stat_of l2_hits)" -gt "$hits" ] && [ "$(origin_requests fleet.example.test)" = "$requests" ]; then
+    pass "evicted locally, answered from Redis: no second retrieval"
+  else
+    fail "after evict: l2_hits $(stat_of l2_hits) (was $hits), origin requests $(origin_requests fleet.example.test) (were $requests)"
+  fi
+  if journal | grep -qF "$(cat /etc/poshd/redis.password)"; then
+    fail "the Redis password appears in the journal"
+  else
+    pass "the Redis password is not in the journal"
+  fi
+else
+  skip "README fleet section (redis-server not installed)"
+fi
+
 # 13. Removal stops and disables the unit.
 dump
 dpkg --purge poshd >/dev/null 2>&1 || fail "dpkg --purge poshd"

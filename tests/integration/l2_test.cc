@@ -70,6 +70,7 @@ class L2 : public PoshTest {
   }
   RunResult RedisCli(const std::vector<std::string>& args) {
     std::vector<std::string> a = {"/usr/bin/redis-cli", "-s", redis_sock_.string()};
+    a.insert(a.end(), cli_auth_.begin(), cli_auth_.end());
     a.insert(a.end(), args.begin(), args.end());
     return posh_it::Run(a, dir(), 10s);
   }
@@ -91,6 +92,31 @@ class L2 : public PoshTest {
     return v;
   }
 
+  // Redis with ACLs as the README tells operators: a user "poshd" that may only GET and SET
+  // keys under poshd:v1:, an admin user for the test's own redis-cli, the default user off.
+  // Returns the password file for poshd.
+  fs::path LockDownRedis(const std::string& poshd_password) {
+    for (const auto& cmd : std::vector<std::vector<std::string>>{
+             {"ACL", "SETUSER", "poshd", "on", ">" + poshd_password, "~poshd:v1:*", "-@all", "+get",
+              "+set"},
+             {"ACL", "SETUSER", "admin", "on", ">adminpw", "~*", "&*", "+@all"},
+             {"ACL", "SETUSER", "default", "off"}}) {
+      RunResult r = RedisCli(cmd);
+      EXPECT_EQ(r.out, "OK\n") << r.Describe();
+    }
+    cli_auth_ = {"--user", "admin", "--pass", "adminpw", "--no-auth-warning"};
+    const fs::path f = dir() / "redis.password";
+    { std::ofstream(f) << poshd_password << "\n"; }
+    ::chmod(f.c_str(), 0600);
+    return f;
+  }
+  std::vector<std::string> AuthFlags(const fs::path& password_file) const {
+    std::vector<std::string> f = RedisFlags();
+    f.insert(f.end(), {"--redis-user", "poshd", "--redis-password-file", password_file.string()});
+    return f;
+  }
+
+  std::vector<std::string> cli_auth_;
   fs::path redis_sock_;
   fs::path key_file_;
   Process redis_;
@@ -186,6 +212,62 @@ TEST_F(L2, KeyFileReadableByOthersStopsTheStart) {
   fs::create_directories(dir() / "c");
   EXPECT_FALSE(d.Start(dir() / "c", origin_, RedisFlags(), 3, &why));
   EXPECT_NE(d.Log().find("readable by poshd only"), std::string::npos) << d.Log();
+}
+
+TEST_F(L2, AclUserWithOnlyGetAndSetIsEnough) {
+  ServeFingerprints("acl.example.test", "xmpp");
+  const fs::path password = LockDownRedis("s3cret-poshd");
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(AuthFlags(password)));
+  ASSERT_TRUE(WaitConnected([this] { return daemon_.Log(); })) << daemon_.Log();
+  fs::create_directories(dir() / "b");
+  std::string why;
+  ASSERT_TRUE(second_.Start(dir() / "b", origin_, AuthFlags(password), 3, &why)) << why;
+  ASSERT_TRUE(WaitConnected([this] { return second_.Log(); })) << second_.Log();
+  POSH_EXPECT_STATUS(Lookup("acl.example.test"), "found", 0);
+  for (int i = 0; i < 100 && Stat(Ctl({"stats"}), "l2_writes") < 1; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(Stat(Ctl({"stats"}), "l2_writes"), 1) << daemon_.Log();
+  POSH_EXPECT_STATUS(CtlB({"lookup", "acl.example.test"}), "found", 0);
+  EXPECT_EQ(origin_.Count("acl.example.test", kRfcPath), 1) << "the second daemon fetched";
+  EXPECT_EQ(Stat(CtlB({"stats"}), "l2_hits"), 1);
+  EXPECT_EQ(Stat(CtlB({"stats"}), "l2_errors"), 0) << second_.Log();
+  // The password is never logged.
+  EXPECT_EQ(daemon_.Log().find("s3cret-poshd"), std::string::npos);
+}
+
+TEST_F(L2, RefusedAuthIsLoggedAndLookupsGoOn) {
+  ServeFingerprints("wrongpw.example.test", "xmpp");
+  LockDownRedis("right-password");
+  const fs::path wrong = dir() / "wrong.password";
+  { std::ofstream(wrong) << "wrong-password\n"; }
+  ::chmod(wrong.c_str(), 0600);
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(AuthFlags(wrong)));
+  std::string log;
+  for (int i = 0; i < 200 && log.find("AUTH as poshd refused") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(25ms);
+    log = daemon_.Log();
+  }
+  EXPECT_NE(log.find("AUTH as poshd refused"), std::string::npos) << log;
+  EXPECT_EQ(log.find("wrong-password"), std::string::npos) << "the password was logged";
+  const auto t0 = std::chrono::steady_clock::now();
+  POSH_EXPECT_STATUS(Lookup("wrongpw.example.test"), "found", 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_EQ(origin_.Count("wrongpw.example.test", kRfcPath), 1);
+  EXPECT_GE(Stat(Ctl({"stats"}), "l2_errors"), 1);  // not asked: not connected
+  EXPECT_EQ(Stat(Ctl({"stats"}), "l2_writes"), 0);
+  EXPECT_TRUE(daemon_.Running());
+}
+
+TEST_F(L2, PasswordFileReadableByOthersStopsTheStart) {
+  const fs::path pw = dir() / "open.password";
+  { std::ofstream(pw) << "pw\n"; }
+  ::chmod(pw.c_str(), 0644);
+  std::string why;
+  Daemon d;
+  fs::create_directories(dir() / "c");
+  EXPECT_FALSE(d.Start(dir() / "c", origin_, AuthFlags(pw), 3, &why));
+  EXPECT_NE(d.Log().find("redis password file"), std::string::npos) << d.Log();
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // PoshService with a second tier (issue 16), a fake one answered from the test thread: the
 // tier is asked inside the flight (one read per key however many callers wait), a hit is
 // stored and answered without fetching, a miss fetches as before and writes the fresh result
-// back, background refreshes and refresh lookups skip it, errors are never written.
+// back, refresh lookups skip it, a background refresh takes a fleet copy only when it is
+// not itself due for a refresh, errors are never written.
 #include <gtest/gtest.h>
 
 #include <future>
@@ -162,6 +163,44 @@ TEST_F(ServiceL2Test, AbandonedFlightIgnoresTheLateTierAnswer) {
   AnswerTier(nullptr);  // late: nothing is fetched for nobody
   EXPECT_EQ(fetcher_->RequestsStarted(), 0u);
   EXPECT_EQ(service_->InFlight(), 0u);
+}
+
+TEST_F(ServiceL2Test, BackgroundRefreshTakesOnlyAFresherFleetCopy) {
+  auto first = LookupAsync("e.example");
+  EXPECT_EQ(Gets(), 1u);
+  AnswerTier(nullptr);
+  ASSERT_TRUE(fetcher_->WaitStarted(1));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(3600));
+  auto fetched = first.get().entry;
+  ASSERT_EQ(fetched->status, cache::EntryStatus::kFound);
+  // In the last tenth of its lifetime: a hit starts a background refresh, which asks the
+  // tier. The tier holds the same old copy (this daemon wrote it): the origin is asked.
+  clock_.Set(fetched->refresh_at_ms + 1000);
+  EXPECT_TRUE(LookupAsync("e.example").get().from_cache);
+  EXPECT_EQ(Gets(), 2u);
+  EXPECT_EQ(fetcher_->RequestsStarted(), 1u);
+  AnswerTier(fetched);
+  ASSERT_TRUE(fetcher_->WaitStarted(2));
+  fetcher_->AnswerStatus(200, FingerprintsDoc(3600));
+  for (int i = 0; i < 200 && service_->InFlight() != 0; ++i) Sync();
+  auto refreshed = LookupAsync("e.example").get().entry;
+  EXPECT_GT(refreshed->fetched_at_ms, fetched->fetched_at_ms);
+  // Next window: another daemon of the fleet refreshed it a moment ago; its copy is taken
+  // and nothing is fetched.
+  clock_.Set(refreshed->refresh_at_ms + 1000);
+  auto record = std::make_shared<core::PoshRecord>();
+  record->format = core::Format::kRfc7711;
+  record->expires_seconds = 3600;
+  record->keys.emplace_back();
+  auto fleet_copy = cache::MakePositiveEntry(record, clock_.NowMs() - 500, options_.lifetimes);
+  EXPECT_TRUE(LookupAsync("e.example").get().from_cache);
+  EXPECT_EQ(Gets(), 3u);
+  AnswerTier(fleet_copy);
+  for (int i = 0; i < 200 && service_->InFlight() != 0; ++i) Sync();
+  EXPECT_EQ(fetcher_->RequestsStarted(), 2u);
+  EXPECT_EQ(LookupAsync("e.example").get().entry, fleet_copy);
+  std::lock_guard lock(tier_->mu);
+  EXPECT_EQ(tier_->puts.size(), 2u);  // the two fetched results, not the fleet's copy
 }
 
 }  // namespace
