@@ -332,8 +332,9 @@ PY
   wait_for 10 l2_written && pass "the fresh result was written to Redis (l2_writes $(stat_of l2_writes))" \
     || fail "no l2_writes after a fresh lookup (l2_errors $(stat_of l2_errors)): $(journal | grep redis | tail -n 3)"
   as_poshd=(redis-cli --user poshd --pass "$(cat /etc/poshd/redis.password)" --no-auth-warning)
-  [ "$("${as_poshd[@]}" EXISTS poshd:v1:xmpp-server:fleet.example.test)" = 1 ] \
-    && pass "Redis holds poshd:v1:xmpp-server:fleet.example.test" || fail "the entry is not in Redis"
+  stored=$("${as_poshd[@]}" GET poshd:v1:xmpp-server:fleet.example.test | wc -c)
+  [ "$stored" -gt 32 ] && pass "Redis holds poshd:v1:xmpp-server:fleet.example.test ($stored bytes)" \
+    || fail "the entry is not in Redis (GET as poshd: $stored bytes)"
   "${as_poshd[@]}" KEYS '*' 2>&1 | grep -q NOPERM \
     && pass "the ACL user poshd may not run KEYS (NOPERM)" || fail "the ACL user poshd could run KEYS"
   requests=$(origin_requests fleet.example.test)
