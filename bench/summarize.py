@@ -287,16 +287,16 @@ def summarize(path, command):
           'and the same Redis, then looks up the same domains. `seq`: one lookup at a time '
           '(per-lookup latency); `burst`: all at once.')
         w('')
-        w('| rep | shape | domains | origin: fetches | origin: p50 ms | origin: p99 ms | origin: wall ms '
+        w('| loop niceness | rep | shape | domains | origin: fetches | origin: p50 ms | origin: p99 ms | origin: wall ms '
           '| Redis: fetches | Redis: l2_hits | Redis: p50 ms | Redis: p99 ms | Redis: wall ms | '
           'p50 Redis / origin | wall Redis / origin |')
-        w('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+        w('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
         ratios = {'seq': [], 'burst': []}
         walls = {'seq': [], 'burst': []}
         bad = False
         for o in [x for x in l2 if x['kind'] == 'origin']:
             r = [x for x in l2 if x['kind'] == 'redis' and x['shape'] == o['shape']
-                 and x['rep'] == o['rep']]
+                 and x['rep'] == o['rep'] and x.get('nice') == o.get('nice')]
             if not r:
                 continue
             r = r[0]
@@ -305,8 +305,8 @@ def summarize(path, command):
             ratios[o['shape']].append(lat)
             walls[o['shape']].append(wall)
             bad = bad or r['fetches'] != 0 or r['l2_hits'] != r['n'] or r['found'] != r['n']
-            w('| %d | %s | %d | %d | %.2f | %.2f | %.0f | %d | %d | %.2f | %.2f | %.0f | %.2f× | %.2f× |' % (
-                o['rep'], o['shape'], o['n'], o['fetches'], o['lat_p50_ms'], o['lat_p99_ms'],
+            w('| %s | %d | %s | %d | %d | %.2f | %.2f | %.0f | %d | %d | %.2f | %.2f | %.0f | %.2f× | %.2f× |' % (
+                '%d' % o['nice'] if 'nice' in o else '?', o['rep'], o['shape'], o['n'], o['fetches'], o['lat_p50_ms'], o['lat_p99_ms'],
                 o['wall_ms'], r['fetches'], r['l2_hits'], r['lat_p50_ms'], r['lat_p99_ms'],
                 r['wall_ms'], lat, wall))
         w('')

@@ -267,6 +267,10 @@ void RedisTier::ArmReadTimer() {
 }
 
 void RedisTier::ExpireReads() {
+  // libuv runs timers before polling for I/O: after a long loop iteration (a burst of TLS
+  // handshakes) replies that arrived within the budget are still unread. Read them first
+  // (non-blocking: nothing there is EAGAIN), so only replies really over budget expire.
+  if (ac_ && connected_) redisAsyncHandleRead(ac_);
   const uint64_t now = uv_now(loop_);
   while (!deadlines_.empty() && deadlines_.front().first <= now) {
     const uint64_t id = deadlines_.front().second;
