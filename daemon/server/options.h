@@ -19,7 +19,7 @@ struct DaemonOptions {
   std::string metrics_listen;  // loopback ADDR:PORT of the Prometheus endpoint; empty: off
   // The second tier shared by a fleet (issue 16): redis://HOST:PORT or unix:PATH; empty: off.
   std::string redis;
-  std::string redis_key_file;  // the fleet's HMAC key (required with redis)
+  std::string redis_key_file;       // the fleet's HMAC key (required with redis)
   std::string redis_user;           // ACL user for AUTH (needs redis_password_file)
   std::string redis_password_file;  // AUTH's password; empty: no AUTH
   fetch::CurlFetcherOptions fetcher;

@@ -337,8 +337,8 @@ TEST(Options, RedisSecondTierIsOffByDefaultAndChecked) {
   // No name resolution on the loop: HOST is an address (or localhost).
   EXPECT_NE(ParseError({"--redis", "redis://cache.example.net:6379"}), "(accepted)");
   EXPECT_NE(ParseError({"--redis", "memcached://127.0.0.1"}), "(accepted)");
-  const DaemonOptions a = ParseOk({"--redis-user", "poshd", "--redis-password-file",
-                                   "/etc/poshd/redis.password"});
+  const DaemonOptions a =
+      ParseOk({"--redis-user", "poshd", "--redis-password-file", "/etc/poshd/redis.password"});
   EXPECT_EQ(a.redis_user, "poshd");
   EXPECT_EQ(a.redis_password_file, "/etc/poshd/redis.password");
   EXPECT_NE(ParseError({"--redis-user", "two words"}), "(accepted)");
