@@ -1,7 +1,9 @@
 // RedisTier: the second tier on Redis, through hiredis's async API on poshd's own libuv
 // loop (its libuv adapter). Never blocks and is never on an answer's critical path:
 //   - a read gets a bounded budget (read_budget_ms); past it the caller gets a miss and
-//     the late reply is ignored;
+//     the late reply is ignored. The budget is Redis's, not poshd's loop's: when the read
+//     is past its budget but Redis answered within the last budget (the loop ran late:
+//     a burst, a saturated machine), it waits on, up to kMaxLoopLagWaits budgets more;
 //   - while disconnected, Get says "not asked" at once and Put does nothing; reconnection
 //     runs in the background with exponential back-off (100 ms .. 10 s);
 //   - writes are fire and forget: SET key value PX <remaining lifetime>; a refused one
@@ -54,6 +56,9 @@ struct RedisTierOptions {
 
 class RedisTier final : public SecondTier {
  public:
+  // A read past its budget while Redis keeps answering waits at most this many budgets
+  // more (200 ms in all with the default 50 ms).
+  static constexpr uint64_t kMaxLoopLagWaits = 3;
   // Connects at once (in the background); `stats` and `clock` outlive the tier.
   RedisTier(uv_loop_t* loop, const Clock& clock, RedisTierOptions options, L2Stats* stats);
   // Closes the connection; pending callbacks are dropped (not run). Loop thread.
@@ -72,7 +77,8 @@ class RedisTier final : public SecondTier {
   };
   void Connect();
   void ScheduleReconnect();
-  void ArmReadTimer();
+  void ArmReadTimer(uint64_t due);  // uv_now time; 0 with no reads: stops the timer
+  void NoteProgress();
   void ExpireReads();
   void OnGetReply(uint64_t id, void* reply);
   void OnSetReply(void* reply);
@@ -102,6 +108,7 @@ class RedisTier final : public SecondTier {
   std::unordered_map<uint64_t, Pending> pending_;
   // Reads in the order sent (all have the same budget, so deadlines are in order too).
   std::deque<std::pair<uint64_t, uint64_t>> deadlines_;  // (uv_now deadline, id)
+  uint64_t last_progress_ms_ = 0;  // uv_now of the last reply, or of commands handed over
   bool logged_down_ = false;
   bool ever_connected_ = false;
   int64_t next_error_log_ms_ = 0;  // refused commands are logged once per 10 s

@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "harness.h"
+#include "l2/redis_tier.h"
+#include "util/clock.h"
 
 namespace posh_it {
 namespace {
@@ -268,6 +270,58 @@ TEST_F(L2, PasswordFileReadableByOthersStopsTheStart) {
   fs::create_directories(dir() / "c");
   EXPECT_FALSE(d.Start(dir() / "c", origin_, AuthFlags(pw), 3, &why));
   EXPECT_NE(d.Log().find("redis password file"), std::string::npos) << d.Log();
+}
+
+// The tier itself on a loop of the test's own (no daemon): the read budget is Redis's, not
+// the loop's. A read queued just before the loop stalls (a long iteration: a burst of
+// lookups, TLS handshakes on a saturated machine) is answered by Redis, not expired: its
+// command still sat in hiredis's buffer when the timer came due. A Redis that does not
+// answer still costs at most the budget.
+TEST_F(L2, TierBudgetIsRedisTimeNotTheLoopsLateness) {
+  uv_loop_t loop;
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  posh::SystemClock clock;
+  posh::l2::L2Stats stats;
+  posh::l2::RedisTierOptions o;
+  o.address.unix_socket = true;
+  o.address.host = redis_sock_.string();
+  o.fleet_key = std::string(32, 'k');
+  auto tier = std::make_unique<posh::l2::RedisTier>(&loop, clock, o, &stats);
+  const auto run_until = [&](const std::function<bool()>& done, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < end) uv_run(&loop, UV_RUN_NOWAIT);
+    return done();
+  };
+  ASSERT_TRUE(run_until([&] { return tier->connected(); }, 5000ms));
+
+  for (int round = 0; round < 3; ++round) {
+    bool answered = false;
+    ASSERT_TRUE(
+        tier->Get(posh::cache::Key{"lag" + std::to_string(round) + ".example", "xmpp-server"},
+                  [&](std::shared_ptr<const posh::cache::Entry>) { answered = true; }));
+    std::this_thread::sleep_for(150ms);  // the loop is late: 3 budgets, command not yet sent
+    ASSERT_TRUE(run_until([&] { return answered; }, 5000ms));
+  }
+  EXPECT_EQ(stats.misses.load(), 3u);  // Redis answered (nothing there) ...
+  EXPECT_EQ(stats.errors.load(), 0u);  // ... and no read was declared over budget
+
+  // Redis itself stalls: the read ends within its budget (plus the loop's own latency).
+  Process sleeper = Spawn({"/usr/bin/redis-cli", "-s", redis_sock_.string(), "DEBUG", "SLEEP", "2"},
+                          SpawnOptions{});
+  std::this_thread::sleep_for(200ms);
+  bool answered = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(tier->Get(posh::cache::Key{"stalled.example", "xmpp-server"},
+                        [&](std::shared_ptr<const posh::cache::Entry>) { answered = true; }));
+  ASSERT_TRUE(run_until([&] { return answered; }, 5000ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  EXPECT_EQ(stats.errors.load(), 1u);
+  sleeper.Wait(10s);
+
+  tier.reset();
+  uv_run(&loop, UV_RUN_NOWAIT);  // the tier's handles close
+  run_until([&] { return uv_loop_alive(&loop) == 0; }, 2000ms);
+  EXPECT_EQ(uv_loop_close(&loop), 0);
 }
 
 }  // namespace
