@@ -207,6 +207,37 @@ TEST_F(L2, ASlowRedisCostsAtMostTheReadBudget) {
   sleeper.Wait(10s);
 }
 
+TEST_F(L2, AFullRedisChangesNothingButTheCounters) {
+  ServeFingerprints("full.example.test", "xmpp");
+  ServeFingerprints("full2.example.test", "xmpp");
+  ASSERT_NO_FATAL_FAILURE(StartBoth());
+  // maxmemory below what Redis already uses, no eviction: every write is refused (OOM).
+  EXPECT_EQ(RedisCli({"CONFIG", "SET", "maxmemory-policy", "noeviction"}).out, "OK\n");
+  EXPECT_EQ(RedisCli({"CONFIG", "SET", "maxmemory", "1"}).out, "OK\n");
+  POSH_EXPECT_STATUS(Lookup("full.example.test"), "found", 0);
+  std::string log;
+  for (int i = 0; i < 100 && log.find("SET refused") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+    log = daemon_.Log();
+  }
+  EXPECT_NE(log.find("redis: SET refused: OOM"), std::string::npos) << log;
+  CtlResult s = Ctl({"stats"});
+  EXPECT_EQ(Stat(s, "l2_writes"), 0);
+  EXPECT_GE(Stat(s, "l2_errors"), 1);
+  // Reads still work on a full Redis; the other daemon fetches what was not written.
+  POSH_EXPECT_STATUS(CtlB({"lookup", "full.example.test"}), "found", 0);
+  EXPECT_EQ(origin_.Count("full.example.test", kRfcPath), 2);
+  EXPECT_EQ(Stat(CtlB({"stats"}), "l2_misses"), 1);
+  // Room again: writes resume without a restart.
+  EXPECT_EQ(RedisCli({"CONFIG", "SET", "maxmemory", "0"}).out, "OK\n");
+  POSH_EXPECT_STATUS(Lookup("full2.example.test"), "found", 0);
+  for (int i = 0; i < 100 && Stat(Ctl({"stats"}), "l2_writes") < 1; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(Stat(Ctl({"stats"}), "l2_writes"), 1);
+  EXPECT_TRUE(daemon_.Running());
+}
+
 TEST_F(L2, KeyFileReadableByOthersStopsTheStart) {
   ::chmod(key_file_.c_str(), 0644);
   std::string why;
