@@ -176,6 +176,39 @@ TEST_F(L2, PoisonedEntriesAreNeverServed) {
   EXPECT_EQ(Stat(CtlB({"stats"}), "l2_bad_macs"), 2);
 }
 
+TEST_F(L2, AnEntryKeptAliveInRedisPastItsCertificateIsNeverServed) {
+  // A JWK document whose only certificate expires in a few seconds: daemon A caches it until
+  // the notAfter and writes it to Redis with that expiry. Someone with write access to Redis
+  // (but not the fleet key) keeps the authenticated value alive (PERSIST). Once the
+  // certificate has expired, daemon B reads it, judges it by its own clock and refuses it.
+  ASSERT_NO_FATAL_FAILURE(StartBoth());  // first: starting two daemons is slow under ASan
+  const CertInfo brief = origin_.MakeCert("xmpp.example.test", "brief", {"--valid-seconds", "8"});
+  origin_.Set("x.example.test", kRfcPath, Route::Status(404));
+  origin_.Set("x.example.test", kDraftPath, Route::Json("{\"keys\":[" + brief.jwk_x5c + "]}"));
+  POSH_EXPECT_STATUS(Lookup("x.example.test"), "found", 0);
+  const std::string key = "poshd:v1:xmpp-server:x.example.test";
+  for (int i = 0; i < 100 && RedisCli({"EXISTS", key}).out != "1\n"; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const long long ttl = std::stoll(RedisCli({"PTTL", key}).out);
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, 8000) << "written with an expiry past the certificate's notAfter";
+  EXPECT_EQ(RedisCli({"PERSIST", key}).out, "1\n");
+  while (std::chrono::system_clock::now() <
+         std::chrono::system_clock::from_time_t(brief.not_after_unix + 1)) {
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(RedisCli({"EXISTS", key}).out, "1\n") << "the kept-alive entry is gone";
+  const int fetched = origin_.Count("x.example.test", kDraftPath);
+  CtlResult v = CtlB({"verify", "x.example.test", "--cert", brief.pem.string()});
+  EXPECT_NE(v.json.Str("verdict"), "verified") << v.Describe();
+  CtlResult s = CtlB({"stats"});
+  EXPECT_EQ(Stat(s, "l2_hits"), 0);
+  EXPECT_EQ(Stat(s, "l2_misses"), 1);
+  EXPECT_EQ(Stat(s, "l2_bad_macs"), 0);  // authentic, and refused all the same
+  EXPECT_EQ(origin_.Count("x.example.test", kDraftPath), fetched + 1) << "B did not fetch";
+}
+
 TEST_F(L2, LookupsKeepWorkingWhenRedisStops) {
   ServeFingerprints("a.example.test", "xmpp");
   ServeFingerprints("b.example.test", "xmpp");
